@@ -1,0 +1,172 @@
+"""Run a policy, the benchmark and the limit controller on identical initial states.
+
+A controller is any callable mapping a (B, 10) float32 observation batch to (B, 10)
+actions; the helpers here run B episodes of one task at once on the batched environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from maml_rl.envs.batched import BatchedAwakeSteering
+from maml_rl.envs.controllers import benchmark_action, limit_action
+from maml_rl.envs.dynamics import SteeringDynamics, normalise_actions, sample_initial_kicks
+from maml_rl.envs.tasks import Task
+
+Controller = Callable[[np.ndarray], np.ndarray]
+N_RECORDED = 5  # episodes whose trajectories are kept for figures
+
+
+@dataclass
+class ControllerStats:
+    """Outcome of n episodes of one controller on one task.
+
+    Attributes
+    ----------
+    lengths, returns, success, final_reward
+        Per episode.
+    trajectories
+        For the first ``N_RECORDED`` episodes: dicts with ``obs`` (T+1, 10),
+        ``kicks`` (T+1, 10) [rad], ``actions`` (T, 10) (normalised), ``rewards`` (T,).
+    """
+
+    lengths: np.ndarray
+    returns: np.ndarray
+    success: np.ndarray
+    final_reward: np.ndarray
+    trajectories: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+    @property
+    def success_rate(self) -> float:
+        return float(np.mean(self.success))
+
+    @property
+    def mean_length(self) -> float:
+        return float(np.mean(self.lengths))
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+    def summary(self) -> dict[str, float]:
+        return {"success_rate": self.success_rate, "mean_length": self.mean_length,
+                "mean_return": self.mean_return}
+
+
+@dataclass
+class Evaluation:
+    """A policy and both references on the same initial states of one task."""
+
+    task: Task
+    initial_kicks: np.ndarray
+    policy: ControllerStats | None
+    benchmark: ControllerStats | None
+    limit: ControllerStats | None
+
+    def length_ratio(self) -> float:
+        """Mean episode length of the policy relative to the benchmark's."""
+        if self.policy is None or self.benchmark is None:
+            raise ValueError("needs both the policy and the benchmark")
+        return self.policy.mean_length / self.benchmark.mean_length
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"task_id": self.task.id}
+        for name in ("policy", "benchmark", "limit"):
+            stats = getattr(self, name)
+            if stats is not None:
+                out.update({f"{name}_{k}": v for k, v in stats.summary().items()})
+        return out
+
+
+def evaluation_kicks(task: Task, n_episodes: int, seed: int, plane: str = "horizontal") -> np.ndarray:
+    """Initial corrector kicks of ``n_episodes`` evaluation episodes (fixed by seed and task id)."""
+    rng = np.random.default_rng([seed, task.id])
+    return np.stack([sample_initial_kicks(rng, task.response(plane)) for _ in range(n_episodes)])
+
+
+def run_controller(controller: Controller, task: Task, initial_kicks: np.ndarray,
+                   dynamics: SteeringDynamics, plane: str = "horizontal",
+                   noise_seed: int = 0, record: int = N_RECORDED) -> ControllerStats:
+    """Run one controller from each initial state until every episode has ended.
+
+    The controller only sees the observations of unfinished episodes.
+    """
+    n = len(initial_kicks)
+    env = BatchedAwakeSteering(dynamics)
+    noise_rng = np.random.default_rng([noise_seed, task.id, 1])
+
+    def noise() -> np.ndarray | None:
+        return noise_rng.standard_normal((n, 10)) if dynamics.noise_sigma > 0 else None
+
+    responses = np.broadcast_to(task.response(plane), (n, 10, 10))
+    obs = env.reset(responses, initial_kicks, noise())
+    returns, success, final_reward = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n)
+    record = min(record, n)
+    history: dict[str, list[np.ndarray]] = {"obs": [obs[:record]], "kicks": [env.theta[:record]],
+                                            "actions": [], "rewards": []}
+    while not env.done.all():
+        actions = np.zeros((n, 10))
+        active = ~env.done
+        actions[active] = controller(obs[active])
+        step = env.step(actions, noise())
+        returns += step.reward
+        success |= step.success
+        final_reward = np.where(step.active, step.reward, final_reward)
+        obs = step.obs
+        history["obs"].append(obs[:record])
+        history["kicks"].append(env.theta[:record])
+        history["actions"].append(normalise_actions(actions[:record]))
+        history["rewards"].append(step.reward[:record])
+    stacked = {k: np.stack(v, axis=1) for k, v in history.items()}  # (record, T[+1], ...)
+    trajectories = []
+    for e in range(record):
+        t = int(env.steps[e])
+        trajectories.append({"obs": stacked["obs"][e, : t + 1], "kicks": stacked["kicks"][e, : t + 1],
+                             "actions": stacked["actions"][e, :t], "rewards": stacked["rewards"][e, :t]})
+    return ControllerStats(lengths=env.steps.copy(), returns=returns, success=success,
+                           final_reward=final_reward, trajectories=trajectories)
+
+
+def benchmark_controller(task: Task, plane: str, dynamics: SteeringDynamics) -> Controller:
+    response = task.response(plane)
+    return lambda obs: benchmark_action(response, obs, dynamics.action_scale)
+
+
+def limit_controller(task: Task, plane: str, dynamics: SteeringDynamics) -> Controller:
+    response = task.response(plane)
+    return lambda obs: limit_action(np.broadcast_to(response, (len(obs), 10, 10)), obs,
+                                    dynamics.threshold, dynamics.action_scale)
+
+
+def evaluate(policy: Controller | None, task: Task, n_episodes: int = 200, seed: int = 0,
+             dynamics: SteeringDynamics | None = None, plane: str = "horizontal",
+             references: bool = True) -> Evaluation:
+    """Evaluate ``policy`` (may be None) and the two references on the same initial states.
+
+    Parameters
+    ----------
+    policy
+        Callable (B, 10) obs -> (B, 10) actions, or ``None`` for the references only.
+    task
+        The task (optics).
+    n_episodes, seed
+        Number of episodes; the seed fixes initial states and observation noise.
+    dynamics, plane
+        Environment parameters (default: the standard AWAKE settings, horizontal).
+    references
+        Also run the benchmark and the limit controller (default True).
+    """
+    dynamics = dynamics or SteeringDynamics()
+    kicks = evaluation_kicks(task, n_episodes, seed, plane)
+
+    def run(controller: Controller) -> ControllerStats:
+        return run_controller(controller, task, kicks, dynamics, plane, noise_seed=seed)
+
+    return Evaluation(
+        task=task, initial_kicks=kicks,
+        policy=run(policy) if policy is not None else None,
+        benchmark=run(benchmark_controller(task, plane, dynamics)) if references else None,
+        limit=run(limit_controller(task, plane, dynamics)) if references else None)

@@ -1,0 +1,98 @@
+"""Task distribution, evaluation-task files and the response-matrix figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from maml_rl.envs.response import QUAD_VARIABLES
+from maml_rl.envs.tasks import (DEFAULT_TASK_FILE, Task, TaskFileError, is_admissible, load_evaluation_tasks,
+                                main, sample_tasks, select_tasks)
+
+
+def test_shipped_evaluation_tasks() -> None:
+    tasks = load_evaluation_tasks()
+    assert [t.id for t in tasks] == [0, 1, 2, 3, 4]
+    assert tasks[0] == Task.nominal(0)
+    for task in tasks:
+        for matrix in task.response_matrices:
+            assert np.abs(matrix).max() < 20
+        assert is_admissible(task, "horizontal")
+        assert all(0.75 <= f <= 1.25 for f in task.factors)
+
+
+def test_sampled_tasks_are_admissible_and_reproducible() -> None:
+    a = sample_tasks(np.random.default_rng(0), 40)
+    b = sample_tasks(np.random.default_rng(0), 40)
+    assert [t.factors for t in a] == [t.factors for t in b]
+    assert [t.id for t in a] == list(range(40))
+    assert all(is_admissible(t) for t in a)
+
+
+def test_admissibility_rejects_a_weak_task() -> None:
+    # Scan the distribution for a task whose reset distribution is empty.
+    rng = np.random.default_rng(1)
+    from maml_rl.envs.tasks import make_tasks, sample_factors
+    tasks = make_tasks(sample_factors(rng, 400))
+    flags = [is_admissible(t) for t in tasks]
+    assert 0 < flags.count(False) < 60  # a few percent are rejected
+
+
+def _write(path, tasks) -> None:
+    path.write_text(yaml.safe_dump({"tasks": tasks}))
+
+
+def _factors(**override) -> dict:
+    base = {name: 1.0 for name in QUAD_VARIABLES}
+    base.update(override)
+    return base
+
+
+@pytest.mark.parametrize("tasks, message", [
+    ([{"id": 0, "factors": _factors(kqx=1.0)}], "unknown variable"),
+    ([{"id": 0, "factors": {k: 1.0 for k in QUAD_VARIABLES[:9]}}], "expected 10 factors"),
+    ([{"id": 0, "factors": _factors(kqd430031=-0.5)}], "positive"),
+    ([{"id": 0, "factors": _factors(kqd430031="big")}], "numbers"),
+    ([{"id": 0, "factors": _factors(kqd430031=float("nan"))}], "finite"),
+    ([{"id": 0, "factors": _factors()}, {"id": 0, "factors": _factors()}], "unique integer"),
+    ([{"id": 0}], "exactly the keys"),
+    ([], "non-empty list"),
+])
+def test_task_file_errors(tmp_path, tasks, message) -> None:
+    path = tmp_path / "tasks.yaml"
+    _write(path, tasks)
+    with pytest.raises(TaskFileError, match=message):
+        load_evaluation_tasks(path)
+
+
+def test_missing_and_malformed_task_files(tmp_path) -> None:
+    with pytest.raises(TaskFileError, match="not found"):
+        load_evaluation_tasks(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: [unclosed")
+    with pytest.raises(TaskFileError, match="YAML"):
+        load_evaluation_tasks(bad)
+
+
+def test_select_tasks() -> None:
+    tasks = load_evaluation_tasks()
+    assert [t.id for t in select_tasks(tasks, [3, 1])] == [3, 1]
+    with pytest.raises(TaskFileError, match=r"unknown task id\(s\) \[9\]"):
+        select_tasks(tasks, [1, 9])
+
+
+def test_task_file_round_trip(tmp_path) -> None:
+    path = tmp_path / "t.yaml"
+    assert main(["--tasks-file", str(path), "--generate", "--seed", "3"]) == 0
+    tasks = load_evaluation_tasks(path)
+    assert len(tasks) == 5 and tasks[0] == Task.nominal(0)
+    assert main(["--tasks-file", str(path), "--generate", "--seed", "3"]) == 2  # refuses to overwrite
+    assert load_evaluation_tasks(path) == tasks
+
+
+def test_heat_map_figure(tmp_path) -> None:
+    out = tmp_path / "tasks.png"
+    assert main(["--tasks-file", str(DEFAULT_TASK_FILE), "--plot", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
