@@ -38,8 +38,8 @@ class AwakeSteering(gym.Env):
         Corrector kick per unit action [rad] (default 1e-4).
     threshold
         Success when rms(obs) < threshold (default 0.1).
-    reward_mode, step_penalty
-        Reward shaping (default: -10 rms(obs), no penalty); see ``SteeringDynamics``.
+    reward_mode, step_penalty, beam_loss_penalty
+        Reward shaping (default: -10 rms(obs), no penalties); see ``SteeringDynamics``.
     num_random_quads
         ``sample_tasks`` scales only the last k quadrupole variables (default all 10).
     task
@@ -55,7 +55,8 @@ class AwakeSteering(gym.Env):
 
     def __init__(self, plane: str = "horizontal", max_time: int = 100, noise_sigma: float = 0.0,
                  action_scale: float = 1e-4, threshold: float = 0.1, reward_mode: str = "rms",
-                 step_penalty: float = 0.0, num_random_quads: int = len(QUAD_VARIABLES),
+                 step_penalty: float = 0.0, beam_loss_penalty: float = 0.0,
+                 num_random_quads: int = len(QUAD_VARIABLES),
                  task: Task | None = None) -> None:
         super().__init__()
         if plane not in PLANES:
@@ -66,7 +67,8 @@ class AwakeSteering(gym.Env):
         self.num_random_quads = num_random_quads
         self.dynamics = SteeringDynamics(max_time=max_time, noise_sigma=noise_sigma,
                                          action_scale=action_scale, threshold=threshold,
-                                         reward_mode=reward_mode, step_penalty=step_penalty)
+                                         reward_mode=reward_mode, step_penalty=step_penalty,
+                                         beam_loss_penalty=beam_loss_penalty)
         self.observation_space = spaces.Box(-1.0, 1.0, (N_CHANNELS,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (N_CHANNELS,), dtype=np.float32)
         self._task = task if task is not None else Task.nominal()

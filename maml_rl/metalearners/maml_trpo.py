@@ -1,0 +1,263 @@
+"""MAML with a REINFORCE inner loop and a TRPO outer loop.
+
+Finn, Abbeel & Levine (2017), "Model-Agnostic Meta-Learning for Fast Adaptation of Deep
+Networks"; Schulman et al. (2015), "Trust Region Policy Optimization".
+
+For every task i of a meta-batch:
+
+1. inner loop: theta_i^0 = theta; for k < num_steps, sample episodes D_i^k with
+   theta_i^k, fit a linear baseline, compute GAE advantages A and take
+   theta_i^{k+1} = theta_i^k - fast_lr * grad L_in(theta_i^k; D_i^k),
+   L_in = -mean_t log pi(a_t | s_t) A_t (REINFORCE);
+2. sample validation episodes D_i' with the adapted theta_i' = theta_i^K.
+
+Outer loop: maximise the post-adaptation surrogate
+L(theta) = mean_i mean_t [pi_{theta_i'(theta)}(a_t|s_t) / pi_old(a_t|s_t)] A_t on D_i'
+subject to mean_i KL(pi_old || pi_{theta_i'(theta)}) <= max_kl, where theta_i'(theta)
+re-adapts from the meta-parameters on the stored D_i^k (``create_graph=True`` for
+second-order MAML, detached inner gradients for first-order). The step is the natural
+gradient s = H^-1 g (conjugate gradient on Hessian-vector products of the KL, damped),
+scaled so that 0.5 s^T H s = max_kl, then a backtracking line search that accepts only
+an improving surrogate with KL <= max_kl and otherwise restores the old parameters.
+
+All K tasks are processed together through task-stacked parameters
+(``NormalMLPPolicy.forward_stacked``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from collections import OrderedDict
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.distributions import Independent, Normal, kl_divergence
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from maml_rl.baseline import LinearFeatureBaseline
+from maml_rl.envs.tasks import Task
+from maml_rl.episode import EpisodeBatch
+from maml_rl.policies.normal_mlp import NormalMLPPolicy
+from maml_rl.samplers.base import Sampler
+from maml_rl.utils.optimization import conjugate_gradient
+from maml_rl.utils.torch_utils import flat, fresh_leaves, masked_mean, stack_params
+
+StackedParams = "OrderedDict[str, torch.Tensor]"
+
+
+def _detached(dist: Independent) -> Independent:
+    base = dist.base_dist
+    return Independent(Normal(base.loc.detach(), base.scale.detach(), validate_args=False), 1,
+                       validate_args=False)
+
+
+@dataclass
+class Surrogate:
+    """Surrogate loss and KL at some meta-parameters, with what produced them."""
+
+    loss: torch.Tensor
+    kl: torch.Tensor
+    old: Independent
+    adapted: "OrderedDict[str, torch.Tensor]"
+
+
+class MAMLTRPO:
+    """Meta-learner: adaptation, surrogate, KL and the TRPO update of ``policy``.
+
+    Parameters
+    ----------
+    policy
+        The meta-policy (its parameters are the meta-parameters).
+    fast_lr
+        Inner-loop step size.
+    num_steps
+        Inner-loop gradient steps.
+    first_order
+        First-order MAML (inner gradients treated as constants).
+    gamma, gae_lambda
+        Discount and GAE parameter.
+    max_kl
+        Trust-region radius.
+    cg_iters, cg_damping
+        Conjugate-gradient iterations and damping added to the KL Hessian.
+    ls_max_steps, ls_backtrack_ratio
+        Line-search trials and step shrink factor.
+    baseline_reg
+        Initial ridge coefficient of the linear baseline.
+    """
+
+    def __init__(self, policy: NormalMLPPolicy, fast_lr: float = 0.5, num_steps: int = 1,
+                 first_order: bool = False, gamma: float = 0.99, gae_lambda: float = 1.0,
+                 max_kl: float = 1e-2, cg_iters: int = 10, cg_damping: float = 1e-2,
+                 ls_max_steps: int = 10, ls_backtrack_ratio: float = 0.5, baseline_reg: float = 1e-5) -> None:
+        self.policy = policy
+        self.fast_lr = fast_lr
+        self.num_steps = num_steps
+        self.first_order = first_order
+        self.gamma, self.gae_lambda = gamma, gae_lambda
+        self.max_kl = max_kl
+        self.cg_iters, self.cg_damping = cg_iters, cg_damping
+        self.ls_max_steps, self.ls_backtrack_ratio = ls_max_steps, ls_backtrack_ratio
+        self.baseline_reg = baseline_reg
+
+    # ------------------------------------------------------------------ inner loop
+    def prepare(self, batch: EpisodeBatch) -> EpisodeBatch:
+        """Fit a fresh linear baseline per task and store normalised GAE advantages."""
+        baseline = LinearFeatureBaseline(batch.observations.shape[-1], reg_coeff=self.baseline_reg)
+        batch.compute_advantages(baseline, self.gamma, self.gae_lambda, normalize=True)
+        return batch
+
+    def inner_loss(self, batch: EpisodeBatch, params: "OrderedDict[str, torch.Tensor]") -> torch.Tensor:
+        """Sum over tasks of the per-task REINFORCE loss -mean_t log pi(a_t|s_t) A_t.
+
+        Summing (not averaging) gives each task's parameter slice its own task's gradient.
+        """
+        steps = batch.packed_steps()
+        log_probs = self.policy.forward_stacked(steps.observations, params).log_prob(steps.actions)
+        per_task = -masked_mean(log_probs * steps.advantages, steps.mask, (1,))
+        return per_task.sum()
+
+    def adapt(self, train_batches: Sequence[EpisodeBatch], first_order: bool | None = None,
+              params: "OrderedDict[str, torch.Tensor] | None" = None) -> "OrderedDict[str, torch.Tensor]":
+        """Task-stacked adapted parameters after one inner step per training batch.
+
+        Starts from the meta-parameters (replicated over the batches' tasks) unless
+        ``params`` (task-stacked) is given.
+        """
+        first_order = self.first_order if first_order is None else first_order
+        if params is None:
+            params = stack_params(self.policy.meta_parameters(), train_batches[0].num_tasks)
+        for batch in train_batches:
+            params = self.policy.update_params(self.inner_loss(batch, params), params, self.fast_lr, first_order)
+        return params
+
+    def sample(self, sampler: Sampler, tasks: Sequence[Task], batch_index: int,
+               timings: dict[str, float] | None = None) -> tuple[list[EpisodeBatch], EpisodeBatch]:
+        """Sample the training rounds (adapting between them) and the validation round."""
+        timings = timings if timings is not None else {}
+        params = fresh_leaves(stack_params(self.policy.meta_parameters(), len(tasks)))
+        train: list[EpisodeBatch] = []
+        for round_index in range(self.num_steps + 1):
+            start = time.perf_counter()
+            episodes = sampler.sample(params, tasks, batch_index, round_index)
+            timings["sampling"] = timings.get("sampling", 0.0) + time.perf_counter() - start
+            start = time.perf_counter()
+            self.prepare(episodes)
+            if round_index == self.num_steps:
+                timings["adaptation"] = timings.get("adaptation", 0.0) + time.perf_counter() - start
+                return train, episodes
+            train.append(episodes)
+            params = fresh_leaves(self.adapt([episodes], first_order=True, params=params))
+            timings["adaptation"] = timings.get("adaptation", 0.0) + time.perf_counter() - start
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ outer loop
+    def surrogate(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch,
+                  old: Independent | None = None) -> "Surrogate":
+        """Surrogate loss -mean_i mean_t ratio_t A_t and mean KL(old || new) through adaptation.
+
+        With ``old=None`` the current policy is the old one (ratio 1, KL 0, but both keep
+        their graphs, so gradient and Hessian at the current parameters are available).
+        """
+        params = self.adapt(train_batches, params=stack_params(self.policy.meta_parameters(), valid.num_tasks))
+        steps = valid.packed_steps()
+        new = self.policy.forward_stacked(steps.observations, params)
+        old = _detached(new) if old is None else old
+        ratio = torch.exp(new.log_prob(steps.actions) - old.log_prob(steps.actions))
+        loss = -masked_mean(ratio * steps.advantages, steps.mask, (1,)).mean()
+        kl = masked_mean(kl_divergence(old, new), steps.mask, (1,)).mean()
+        return Surrogate(loss=loss, kl=kl, old=old, adapted=params)
+
+    def kl_weights(self, valid: EpisodeBatch) -> torch.Tensor:
+        """w_kn with KL = sum_kn w_kn KL_kn (mean over each task's valid steps, then over tasks)."""
+        mask = valid.packed_steps().mask
+        return mask / mask.sum(1, keepdim=True).clamp_min(1.0) / mask.shape[0]
+
+    def hessian_vector_product(self, kl: torch.Tensor, damping: float) -> Callable[[torch.Tensor], torch.Tensor]:
+        """v -> (d^2 KL / d theta^2) v + damping v, by double back-propagation through ``kl``'s graph."""
+        params = list(self.policy.parameters())
+        grad = flat(torch.autograd.grad(kl, params, create_graph=True))
+
+        def product(vector: torch.Tensor) -> torch.Tensor:
+            hv = torch.autograd.grad(torch.dot(grad, vector), params, retain_graph=True)
+            return flat(hv) + damping * vector
+
+        return product
+
+    def kl_hessian_product(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch,
+                           current: Surrogate) -> Callable[[torch.Tensor], torch.Tensor]:
+        """v -> H v + damping v, H the Hessian of the mean KL at the current meta-parameters.
+
+        First-order MAML: the adapted parameters move exactly like the meta-parameters, so H is
+        the task-averaged Fisher of the adapted policies, computed in closed form
+        (``NormalMLPPolicy.fisher_vector_product``). Second-order: double back-propagation
+        through the adaptation (``hessian_vector_product``).
+        """
+        if not self.first_order:
+            return self.hessian_vector_product(current.kl, self.cg_damping)
+        adapted = OrderedDict((n, p.detach()) for n, p in current.adapted.items())
+        fisher = self.policy.fisher_vector_product(valid.packed_steps().observations, adapted,
+                                                   self.kl_weights(valid))
+        return lambda vector: fisher(vector) + self.cg_damping * vector
+
+    def step(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch) -> dict[str, Any]:
+        """One TRPO update of the meta-parameters. Returns the step's diagnostics."""
+        params = list(self.policy.parameters())
+        current = self.surrogate(train_batches, valid)
+        old_loss = current.loss.item()
+        grad = flat(torch.autograd.grad(current.loss, params, retain_graph=not self.first_order))
+        hvp = self.kl_hessian_product(train_batches, valid, current)
+        direction, cg_iterations = conjugate_gradient(hvp, grad, self.cg_iters)
+        shs = 0.5 * float(torch.dot(direction, hvp(direction)))
+        log: dict[str, Any] = {"loss_before": old_loss, "kl_before": current.kl.item(),
+                               "cg_iterations": cg_iterations, "grad_norm": float(grad.norm()),
+                               "ls_accepted": False, "ls_step": -1, "loss_after": old_loss, "kl_after": 0.0}
+        if not (shs > 0 and math.isfinite(shs)):
+            return log  # no trust-region step along a non-positive-curvature direction
+        full_step = direction / math.sqrt(shs / self.max_kl)
+        old_vector = parameters_to_vector(params).detach().clone()
+        for trial in range(self.ls_max_steps):
+            vector_to_parameters(old_vector - self.ls_backtrack_ratio ** trial * full_step, params)
+            candidate = self.surrogate(train_batches, valid, current.old)
+            loss, kl = candidate.loss.item(), candidate.kl.item()
+            if loss < old_loss and kl <= self.max_kl:
+                log.update(ls_accepted=True, ls_step=trial, loss_after=loss, kl_after=kl)
+                return log
+        vector_to_parameters(old_vector, params)  # no acceptable step: restore exactly
+        return log
+
+
+def episode_statistics(batch: EpisodeBatch, prefix: str) -> dict[str, Any]:
+    """Mean return, length and success rate of a batch, overall and per task."""
+    returns = batch.episode_returns()
+    lengths = batch.lengths.float()
+    success = batch.success.float()
+    return {
+        f"{prefix}_return": float(returns.mean()),
+        f"{prefix}_length": float(lengths.mean()),
+        f"{prefix}_success": float(success.mean()),
+        f"{prefix}_return_per_task": returns.mean(1).tolist(),
+        f"{prefix}_length_per_task": lengths.mean(1).tolist(),
+        f"{prefix}_success_per_task": success.mean(1).tolist(),
+    }
+
+
+def meta_update(learner: MAMLTRPO, sampler: Sampler, tasks: Sequence[Task], batch_index: int) -> dict[str, Any]:
+    """Sample, adapt and take one TRPO step for one meta-batch; returns the batch's log row."""
+    timings: dict[str, float] = {}
+    train, valid = learner.sample(sampler, tasks, batch_index, timings)
+    start = time.perf_counter()
+    log = learner.step(train, valid)
+    timings["trpo"] = time.perf_counter() - start
+    row: dict[str, Any] = {"batch": batch_index, "task_ids": [t.id for t in tasks],
+                           "task_factors": [list(t.factors) for t in tasks]}
+    row.update(episode_statistics(train[0], "train"))
+    row.update(episode_statistics(valid, "valid"))
+    row.update(log)
+    row["interactions"] = sum(b.interactions() for b in train) + valid.interactions()
+    row.update({f"time_{phase}": seconds for phase, seconds in timings.items()})
+    row["time_total"] = float(np.sum(list(timings.values())))
+    return row

@@ -1,0 +1,205 @@
+"""Gaussian MLP policy with a functional forward (parameters passed as a dict).
+
+pi(a | s) = N(mu_theta(s), diag(sigma^2)), mu an MLP, log sigma a learned
+state-independent vector (floored at ``min_std``). ``forward(obs, params)`` evaluates the
+ordinary ``nn.Module`` with other parameters through ``torch.func.functional_call``, so
+an adapted policy is just a dict of tensors (Finn et al. 2017, "Model-Agnostic
+Meta-Learning for Fast Adaptation of Deep Networks").
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.distributions import Independent, Normal
+from torch.func import functional_call
+
+NONLINEARITIES = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+# Derivative of each nonlinearity expressed through its output h (and input a).
+_DERIVATIVES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda a, h: 1.0 - h * h,
+    "relu": lambda a, h: (a > 0).to(h.dtype),
+    "elu": lambda a, h: torch.where(a > 0, torch.ones_like(h), h + 1.0),
+}
+
+
+class NormalMLPPolicy(nn.Module):
+    """Diagonal Gaussian policy.
+
+    Parameters
+    ----------
+    input_size, output_size
+        Observation and action dimensions.
+    hidden_sizes
+        Widths of the hidden layers (default (64, 64)).
+    nonlinearity
+        ``"tanh"`` (default), ``"relu"`` or ``"elu"``.
+    init_std
+        Initial standard deviation of every action dimension (default 0.5).
+    min_std
+        Floor of the standard deviation (default 1e-6).
+    """
+
+    def __init__(self, input_size: int, output_size: int, hidden_sizes: Sequence[int] = (64, 64),
+                 nonlinearity: str = "tanh", init_std: float = 0.5, min_std: float = 1e-6) -> None:
+        super().__init__()
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
+        if not 0 < min_std <= init_std:
+            raise ValueError(f"need 0 < min_std <= init_std, got {min_std}, {init_std}")
+        self.input_size, self.output_size = input_size, output_size
+        self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
+        self.nonlinearity = nonlinearity
+        self.init_std, self.min_std = float(init_std), float(min_std)
+        layers: list[nn.Module] = []
+        width = input_size
+        for hidden in self.hidden_sizes:
+            layers += [nn.Linear(width, hidden), NONLINEARITIES[nonlinearity]()]
+            width = hidden
+        self.body = nn.Sequential(*layers)
+        self.mu = nn.Linear(width, output_size)
+        self.log_std = nn.Parameter(torch.full((output_size,), math.log(init_std)))
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def config(self) -> dict:
+        """Constructor arguments (stored with checkpoints)."""
+        return {"input_size": self.input_size, "output_size": self.output_size,
+                "hidden_sizes": list(self.hidden_sizes), "nonlinearity": self.nonlinearity,
+                "init_std": self.init_std, "min_std": self.min_std}
+
+    def meta_parameters(self) -> "OrderedDict[str, torch.Tensor]":
+        """The module's own parameters as an ordered dict (the meta-parameters)."""
+        return OrderedDict(self.named_parameters())
+
+    def forward(self, obs: torch.Tensor,
+                params: "OrderedDict[str, torch.Tensor] | None" = None) -> Independent:
+        """The action distribution; log-prob and entropy sum over action dimensions.
+
+        ``params`` (a dict with the names of ``named_parameters``) replaces the module's
+        parameters for this call; gradients flow into whatever ``params`` was computed from.
+        """
+        if params is not None:
+            return functional_call(self, params, (obs,), strict=True)
+        mean = self.mu(self.body(obs))
+        std = torch.exp(torch.clamp(self.log_std, min=math.log(self.min_std)))
+        return Independent(Normal(mean, std.expand_as(mean), validate_args=False), 1, validate_args=False)
+
+    def stacked_mean_std(self, obs: torch.Tensor,
+                         params: "dict[str, torch.Tensor]") -> tuple[torch.Tensor, torch.Tensor]:
+        """Means (K, N, act) and standard deviations (K, 1, act) of K policies; see ``forward_stacked``."""
+        h = obs
+        for index, module in enumerate(self.body):
+            if isinstance(module, nn.Linear):
+                h = torch.baddbmm(params[f"body.{index}.bias"].unsqueeze(1), h,
+                                  params[f"body.{index}.weight"].transpose(1, 2))
+            else:
+                h = module(h)  # elementwise nonlinearity
+        mean = torch.baddbmm(params["mu.bias"].unsqueeze(1), h, params["mu.weight"].transpose(1, 2))
+        std = torch.exp(torch.clamp(params["log_std"], min=math.log(self.min_std))).unsqueeze(1)
+        return mean, std
+
+    def fisher_vector_product(self, obs: torch.Tensor, params: "dict[str, torch.Tensor]",
+                              weights: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """v -> F v for the weighted Fisher information of K policies with shared direction v.
+
+        F = sum_k sum_n w_kn [J_kn^T diag(1/sigma_k^2) J_kn + 2 S_k], with J_kn = d mu_k(s_n) / d p
+        evaluated at the task's parameters ``params[.][k]`` and S_k the derivative of the floored
+        log-std. This is the exact Hessian of sum_kn w_kn KL(pi_old || pi_p) at p = old, where
+        the second derivatives of mu drop out because dKL/dmu = 0 there. The direction v
+        (flattened like ``self.parameters()``) moves every task's parameters alike, as a
+        meta-parameter step does in first-order MAML.
+
+        The products are written out layer by layer (forward-mode tangent, then reverse
+        mode), which avoids autograd's double back-propagation; tested against it.
+
+        Parameters
+        ----------
+        obs
+            (K, N, input_size) observations.
+        params
+            Task-stacked parameters at which F is evaluated.
+        weights
+            (K, N) weights w_kn (0 on padding).
+        """
+        linears: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (input h, W, derivative)
+        with torch.no_grad():
+            h = obs
+            layers = [(i, m) for i, m in enumerate(self.body) if isinstance(m, nn.Linear)]
+            for index, _ in layers:
+                weight = params[f"body.{index}.weight"]
+                pre = torch.baddbmm(params[f"body.{index}.bias"].unsqueeze(1), h, weight.transpose(1, 2))
+                out = NONLINEARITIES[self.nonlinearity]()(pre)
+                linears.append((h, weight, _DERIVATIVES[self.nonlinearity](pre, out)))
+                h = out
+            linears.append((h, params["mu.weight"], torch.ones(())))
+            log_std = params["log_std"]
+            scale = weights.unsqueeze(-1) / torch.exp(2 * torch.clamp(log_std, min=math.log(self.min_std))).unsqueeze(1)
+            std_active = (log_std > math.log(self.min_std)).to(obs.dtype)  # clamp derivative
+            std_weight = 2.0 * weights.sum(1, keepdim=True) * std_active  # (K, act)
+        names = [f"body.{i}" for i, _ in layers] + ["mu"]
+        order = [name for name, _ in self.named_parameters()]
+        shapes = [p.shape for _, p in self.named_parameters()]
+
+        def product(vector: torch.Tensor) -> torch.Tensor:
+            parts = dict(zip(order, (v.view(shape) for v, shape in zip(torch.split(vector, [s.numel() for s in shapes]), shapes))))
+            # Forward-mode: tangent of each layer's output along v.
+            tangent = None
+            for layer, (h_in, weight, derivative) in zip(names, linears):
+                t = h_in @ parts[f"{layer}.weight"].T + parts[f"{layer}.bias"]
+                if tangent is not None:
+                    t = torch.baddbmm(t, tangent, weight.transpose(1, 2))
+                tangent = t * derivative if layer != "mu" else t
+            cotangent = tangent * scale
+            # Reverse mode: J^T (scaled J v), summed over tasks and steps.
+            grads: dict[str, torch.Tensor] = {}
+            for layer, (h_in, weight, derivative) in reversed(list(zip(names, linears))):
+                if layer != "mu":
+                    cotangent = cotangent * derivative
+                grads[f"{layer}.weight"] = torch.einsum("kni,knj->ij", cotangent, h_in)
+                grads[f"{layer}.bias"] = cotangent.sum((0, 1))
+                if layer != names[0]:
+                    cotangent = torch.bmm(cotangent, weight)
+            grads["log_std"] = std_weight.sum(0) * parts["log_std"]
+            return torch.cat([grads[name].reshape(-1) for name in order])
+
+        return product
+
+    def forward_stacked(self, obs: torch.Tensor, params: "dict[str, torch.Tensor]") -> Independent:
+        """Distributions of K policies at once (one set of parameters per task).
+
+        Parameters
+        ----------
+        obs
+            (K, N, input_size) observations, row block k for policy k.
+        params
+            Parameters stacked along a leading task axis: ``params[name]`` has shape
+            (K, *shape of name). Differentiable with respect to ``params``.
+
+        Notes
+        -----
+        Equivalent to ``forward(obs[k], {n: p[k]})`` for every k (tested), but one batched
+        matrix product per layer instead of K ``functional_call``s; the samplers and
+        the task-batched losses use it.
+        """
+        mean, std = self.stacked_mean_std(obs, params)
+        return Independent(Normal(mean, std.expand_as(mean), validate_args=False), 1, validate_args=False)
+
+    def update_params(self, loss: torch.Tensor, params: "OrderedDict[str, torch.Tensor] | None" = None,
+                      step_size: float = 0.5, first_order: bool = False) -> "OrderedDict[str, torch.Tensor]":
+        """One gradient step theta' = theta - step_size * grad(loss).
+
+        With ``first_order=False`` the graph of the gradient is kept (``create_graph=True``),
+        so that theta' is differentiable with respect to theta through the Hessian. Works
+        equally on task-stacked parameters when ``loss`` is the sum of per-task losses
+        (each task's slice then receives its own task's gradient).
+        """
+        params = self.meta_parameters() if params is None else params
+        grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
+        return OrderedDict((name, p - step_size * g) for (name, p), g in zip(params.items(), grads))

@@ -1,0 +1,50 @@
+"""What every sampler provides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Protocol, Sequence
+
+import torch
+
+from maml_rl.envs.dynamics import SteeringDynamics
+from maml_rl.envs.tasks import Task
+from maml_rl.episode import EpisodeBatch
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """Everything needed to build a sampler's environments and policy copies.
+
+    Attributes
+    ----------
+    dynamics
+        Environment parameters.
+    plane
+        "horizontal" or "vertical".
+    episodes_per_task
+        Episodes per task and round (``fast-batch-size``).
+    seed
+        Seed of the episodes' random streams.
+    policy_config
+        ``NormalMLPPolicy.config()`` (to rebuild the network in worker processes).
+    """
+
+    dynamics: SteeringDynamics
+    plane: str
+    episodes_per_task: int
+    seed: int
+    policy_config: dict
+
+
+class Sampler(Protocol):
+    """Samples one round of episodes for all tasks of a meta-batch."""
+
+    def sample(self, params: Mapping[str, torch.Tensor], tasks: Sequence[Task], batch: int,
+               round_index: int) -> EpisodeBatch:
+        """Episodes [K, T, B] of ``tasks`` with task-stacked ``params`` (K, ...)."""
+        ...
+
+    def close(self) -> None:
+        """Release resources (idempotent)."""
+        ...

@@ -1,0 +1,117 @@
+"""Sampling episodes of K tasks at once on the batched environment.
+
+One policy forward per time step serves all K x B episodes (task-stacked parameters),
+and one array operation steps them all. Random draws come from per-episode generators
+(``maml_rl.seeding``), so an episode does not depend on which other tasks or episodes
+were sampled with it, nor on the process that sampled it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from maml_rl.envs.batched import BatchedAwakeSteering
+from maml_rl.envs.dynamics import SteeringDynamics, sample_initial_kicks
+from maml_rl.episode import EpisodeBatch
+from maml_rl.policies.normal_mlp import NormalMLPPolicy
+from maml_rl.seeding import STREAM_OBS_NOISE, episode_rng
+
+NOISE_CHUNK = 32  # action noise is drawn 32 steps at a time per episode
+
+
+@dataclass(frozen=True)
+class RolloutKey:
+    """Identifies the random streams of a sampling round: seed, meta-batch, round."""
+
+    seed: int
+    batch: int
+    round_index: int
+
+
+def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], responses: np.ndarray,
+            task_positions: Sequence[int], episodes_per_task: int, dynamics: SteeringDynamics,
+            key: RolloutKey) -> EpisodeBatch:
+    """Sample ``episodes_per_task`` episodes for each of K tasks.
+
+    Parameters
+    ----------
+    policy
+        Provides the network structure (``forward_stacked``).
+    params
+        Task-stacked parameters, ``params[name]`` of shape (K, ...).
+    responses
+        (K, 10, 10) response matrices (plane already chosen).
+    task_positions
+        Position of each task within its meta-batch (keys its episodes' streams).
+    episodes_per_task
+        B.
+    dynamics
+        Environment parameters.
+    key
+        Seed, meta-batch and round of the random streams.
+    """
+    k, b = len(responses), episodes_per_task
+    params = {name: p.detach().contiguous() for name, p in params.items()}
+    n = k * b
+    rngs = [episode_rng(key.seed, key.batch, key.round_index, int(task_positions[i // b]), i % b)
+            for i in range(n)]
+    noise_rngs = None
+    if dynamics.noise_sigma > 0:
+        noise_rngs = [episode_rng(key.seed, key.batch, key.round_index, int(task_positions[i // b]), i % b,
+                                  STREAM_OBS_NOISE) for i in range(n)]
+    episode_responses = np.repeat(np.asarray(responses, dtype=float), b, axis=0)
+    kicks = np.stack([sample_initial_kicks(rng, r) for rng, r in zip(rngs, episode_responses)])
+
+    def obs_noise(active: np.ndarray) -> np.ndarray | None:
+        if noise_rngs is None:
+            return None
+        noise = np.zeros((n, 10))
+        for i in np.flatnonzero(active):
+            noise[i] = noise_rngs[i].standard_normal(10)
+        return noise
+
+    env = BatchedAwakeSteering(dynamics)
+    obs = env.reset(episode_responses, kicks, obs_noise(np.ones(n, dtype=bool)))
+    horizon = dynamics.max_time
+    obs_buf = np.zeros((horizon, n, 10), dtype=np.float32)
+    act_buf = np.zeros((horizon, n, 10), dtype=np.float32)
+    rew_buf = np.zeros((horizon, n), dtype=np.float32)
+    mask_buf = np.zeros((horizon, n), dtype=np.float32)
+    last_obs = np.zeros((n, 10), dtype=np.float32)
+    terminated = np.zeros(n, dtype=bool)
+    success = np.zeros(n, dtype=bool)
+    eps = np.zeros((n, NOISE_CHUNK, 10), dtype=np.float32)
+    t = 0
+    with torch.no_grad():
+        while not env.done.all():
+            active = ~env.done
+            if t % NOISE_CHUNK == 0:
+                for i in np.flatnonzero(active):
+                    eps[i] = rngs[i].standard_normal((NOISE_CHUNK, 10))
+            mean, std = policy.stacked_mean_std(torch.from_numpy(obs).view(k, b, 10), params)
+            noise = torch.from_numpy(eps[:, t % NOISE_CHUNK]).view(k, b, 10)
+            actions = (mean + std * noise).reshape(n, 10).numpy()
+            step = env.step(actions.astype(np.float64), obs_noise(active))
+            live = step.active[:, None]
+            obs_buf[t], act_buf[t] = obs * live, actions * live  # padding stays exactly zero
+            rew_buf[t], mask_buf[t] = step.reward, step.active
+            finished = step.terminated | step.truncated
+            last_obs[finished] = step.obs[finished]
+            terminated |= step.terminated
+            success |= step.success
+            obs = step.obs
+            t += 1
+
+    def by_task(buf: np.ndarray) -> np.ndarray:  # [T, n, ...] -> [K, T, B, ...]
+        buf = buf[:t].reshape(t, k, b, *buf.shape[2:])
+        return np.moveaxis(buf, 1, 0)
+
+    return EpisodeBatch.from_numpy({
+        "observations": by_task(obs_buf), "actions": by_task(act_buf), "rewards": by_task(rew_buf),
+        "mask": by_task(mask_buf), "lengths": env.steps.reshape(k, b), "terminated": terminated.reshape(k, b),
+        "success": success.reshape(k, b), "last_observations": last_obs.reshape(k, b, 10),
+    })

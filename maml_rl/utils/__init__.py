@@ -1,0 +1,1 @@
+"""Numerical helpers: conjugate gradient, parameter vectors, masked statistics."""

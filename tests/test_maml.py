@@ -1,0 +1,195 @@
+"""MAML-TRPO as mathematics: meta-gradients, Hessian-vector products, CG, line search."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from maml_rl.episode import EpisodeBatch
+from maml_rl.metalearners import MAMLTRPO
+from maml_rl.policies import NormalMLPPolicy
+from maml_rl.utils.optimization import conjugate_gradient
+from maml_rl.utils.torch_utils import flat
+
+
+def synthetic_batch(k: int, t: int, b: int, seed: int, dtype=torch.float64) -> EpisodeBatch:
+    """Random padded episodes with given advantages (no environment needed)."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, t + 1, (k, b), generator=g)
+    lengths[:, 0] = t
+    mask = (torch.arange(t).view(1, t, 1) < lengths.unsqueeze(1)).to(dtype)
+    batch = EpisodeBatch(
+        observations=torch.randn(k, t, b, 2, generator=g, dtype=dtype) * mask[..., None],
+        actions=torch.randn(k, t, b, 2, generator=g, dtype=dtype) * mask[..., None],
+        rewards=torch.randn(k, t, b, generator=g, dtype=dtype) * mask, mask=mask, lengths=lengths,
+        terminated=torch.ones(k, b, dtype=torch.bool), success=torch.zeros(k, b, dtype=torch.bool),
+        last_observations=torch.zeros(k, b, 2, dtype=dtype))
+    batch.advantages = torch.randn(k, t, b, generator=g, dtype=dtype) * mask
+    return batch
+
+
+def tiny_learner(first_order: bool, seed: int = 0, **kwargs) -> MAMLTRPO:
+    torch.manual_seed(seed)
+    policy = NormalMLPPolicy(2, 2, hidden_sizes=(4,), init_std=0.7).double()
+    defaults = dict(fast_lr=0.4, num_steps=2, first_order=first_order, max_kl=1e-2, cg_iters=50,
+                    cg_damping=0.0, ls_max_steps=15, ls_backtrack_ratio=0.5)
+    defaults.update(kwargs)
+    return MAMLTRPO(policy, **defaults)
+
+
+@pytest.fixture
+def data() -> tuple[list[EpisodeBatch], EpisodeBatch]:
+    return [synthetic_batch(2, 5, 3, seed) for seed in (1, 2)], synthetic_batch(2, 6, 3, 3)
+
+
+def _objective_and_gradient(learner: MAMLTRPO, train, valid, old):
+    params = list(learner.policy.parameters())
+    loss = learner.surrogate(train, valid, old).loss
+    return loss, flat(torch.autograd.grad(loss, params))
+
+
+def test_second_order_meta_gradient_matches_central_differences(data) -> None:
+    train, valid = data
+    second, first = tiny_learner(False), tiny_learner(True)
+    old = second.surrogate(train, valid).old
+    _, grad_second = _objective_and_gradient(second, train, valid, old)
+    _, grad_first = _objective_and_gradient(first, train, valid, old)
+    params = list(second.policy.parameters())
+    theta = parameters_to_vector(params).detach().clone()
+    eps = 1e-6
+    numeric = torch.zeros_like(theta)
+    with torch.enable_grad():
+        for i in range(theta.numel()):
+            values = []
+            for sign in (1, -1):
+                shifted = theta.clone()
+                shifted[i] += sign * eps
+                vector_to_parameters(shifted, params)
+                values.append(second.surrogate(train, valid, old).loss.item())
+            numeric[i] = (values[0] - values[1]) / (2 * eps)
+    vector_to_parameters(theta, params)
+    torch.testing.assert_close(grad_second, numeric, rtol=1e-6, atol=1e-8)
+    # First-order MAML drops the Hessian terms of the adaptation: a different gradient.
+    assert (grad_first - numeric).norm() > 1e-2 * numeric.norm()
+
+
+def test_first_and_second_order_agree_without_inner_steps(data) -> None:
+    train, valid = data
+    second, first = tiny_learner(False, num_steps=0), tiny_learner(True, num_steps=0)
+    old = second.surrogate([], valid).old
+    torch.testing.assert_close(_objective_and_gradient(second, [], valid, old)[1],
+                               _objective_and_gradient(first, [], valid, old)[1])
+
+
+def test_conjugate_gradient_solves_spd_system() -> None:
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(12, 12, generator=g, dtype=torch.float64)
+    matrix = a @ a.T + 0.5 * torch.eye(12, dtype=torch.float64)
+    b = torch.randn(12, generator=g, dtype=torch.float64)
+    x, iterations = conjugate_gradient(lambda v: matrix @ v, b, max_iters=100, residual_tol=1e-24)
+    torch.testing.assert_close(x, torch.linalg.solve(matrix, b), rtol=1e-9, atol=1e-9)
+    assert iterations <= 13  # exact in n steps up to rounding
+    x5, five = conjugate_gradient(lambda v: matrix @ v, b, max_iters=5)
+    assert five == 5 and torch.linalg.norm(matrix @ x5 - b) < torch.linalg.norm(b)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_kl_hessian_vector_product_matches_finite_differences(data, first_order: bool) -> None:
+    """H v of the mean KL through the adaptation vs central differences of its gradient.
+
+    Second order: the KL of the re-adapted policy as it is. First order: the adaptation
+    displacement c_i = theta_i' - theta is held at its value (the first-order objective).
+    """
+    train, valid = data
+    learner = tiny_learner(first_order)
+    params = list(learner.policy.parameters())
+    current = learner.surrogate(train, valid)
+    assert current.kl.item() == pytest.approx(0.0, abs=1e-14)
+    grad_at_old = flat(torch.autograd.grad(current.kl, params, retain_graph=True))
+    assert grad_at_old.abs().max() < 1e-12  # KL is minimal at the old policy
+    theta = parameters_to_vector(params).detach().clone()
+    displacement = {n: (current.adapted[n] - p.unsqueeze(0)).detach()
+                    for n, p in learner.policy.named_parameters()}
+    steps = valid.packed_steps()
+
+    def kl(at: torch.Tensor) -> torch.Tensor:
+        vector_to_parameters(at, params)
+        if not first_order:
+            return learner.surrogate(train, valid, current.old).kl
+        adapted = {n: p.unsqueeze(0) + displacement[n] for n, p in learner.policy.named_parameters()}
+        new = learner.policy.forward_stacked(steps.observations, adapted)
+        per_step = torch.distributions.kl_divergence(current.old, new)
+        return ((per_step * learner.kl_weights(valid)).sum())
+
+    def kl_gradient(at: torch.Tensor) -> torch.Tensor:
+        return flat(torch.autograd.grad(kl(at), params))
+
+    vector = torch.randn(theta.numel(), dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    eps = 1e-5
+    numeric = (kl_gradient(theta + eps * vector) - kl_gradient(theta - eps * vector)) / (2 * eps)
+    vector_to_parameters(theta.clone(), params)
+    assert kl(theta.clone()).item() == pytest.approx(current.kl.item(), abs=1e-14)
+    vector_to_parameters(theta.clone(), params)
+    generic = learner.hessian_vector_product(learner.surrogate(train, valid).kl, damping=0.0)(vector)
+    torch.testing.assert_close(generic, numeric, rtol=1e-5, atol=1e-7)
+    used = learner.kl_hessian_product(train, valid, learner.surrogate(train, valid))(vector)
+    torch.testing.assert_close(used, numeric, rtol=1e-5, atol=1e-7)  # closed-form Fisher for first order
+
+
+class _NeverImproves(MAMLTRPO):
+    """A learner whose candidate surrogates never improve (only for the line-search test)."""
+
+    def surrogate(self, train_batches, valid, old=None):
+        result = super().surrogate(train_batches, valid, old)
+        if old is not None:
+            result.loss = result.loss + 1.0
+        return result
+
+
+def test_line_search_restores_parameters_bitwise(data) -> None:
+    train, valid = data
+    learner = tiny_learner(True)
+    learner.__class__ = _NeverImproves
+    before = [p.detach().clone() for p in learner.policy.parameters()]
+    log = learner.step(train, valid)
+    assert not log["ls_accepted"] and log["ls_step"] == -1
+    for old, new in zip(before, learner.policy.parameters()):
+        assert torch.equal(old, new)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_accepted_step_improves_surrogate_within_trust_region(data, first_order: bool) -> None:
+    train, valid = data
+    learner = tiny_learner(first_order, cg_damping=1e-3, max_kl=5e-3)
+    start = learner.surrogate(train, valid)
+    log = learner.step(train, valid)
+    assert log["ls_accepted"]
+    after = learner.surrogate(train, valid, start.old)
+    assert after.loss.item() < start.loss.item()
+    assert after.kl.item() <= 5e-3
+    assert after.kl.item() > 1e-4  # a real step, not a vanishing one
+    assert log["loss_after"] == pytest.approx(after.loss.item())
+
+
+def test_short_meta_training_improves_post_adaptation_return() -> None:
+    """A learning test on the AWAKE tasks (environment's own reward, small network, 60 batches
+    of 4 tasks x 8 episodes, about 5 s). The mean post-adaptation return of the last 15
+    batches must beat that of the first 15 by 25 % of its magnitude. Over seeds 0-5 the
+    observed gain is 36-52 % (seed 0: -56.5 -> -32.7), so the margin is robust, not tuned."""
+    from maml_rl.envs.dynamics import SteeringDynamics
+    from maml_rl.envs.tasks import sample_tasks
+    from maml_rl.metalearners import meta_update
+    from maml_rl.samplers import SamplerSpec, VectorizedSampler
+    from maml_rl.seeding import task_rng
+
+    torch.manual_seed(0)
+    policy = NormalMLPPolicy(10, 10, hidden_sizes=(32, 32))
+    learner = MAMLTRPO(policy, fast_lr=0.001, num_steps=1, first_order=True, gamma=1.0, gae_lambda=0.99,
+                       max_kl=1e-2, cg_iters=20, cg_damping=1e-5, ls_max_steps=20, ls_backtrack_ratio=0.6)
+    sampler = VectorizedSampler(SamplerSpec(SteeringDynamics(max_time=50), "horizontal", 8, 0, policy.config()),
+                                policy)
+    returns = [meta_update(learner, sampler, sample_tasks(task_rng(0, batch), 4), batch)["valid_return"]
+               for batch in range(60)]
+    first, last = sum(returns[:15]) / 15, sum(returns[-15:]) / 15
+    assert last > first + 0.25 * abs(first), (first, last)

@@ -1,0 +1,130 @@
+"""Gaussian MLP policy: distribution, initialisation, functional forward, adaptation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Independent, Normal, kl_divergence
+
+from maml_rl.policies import NormalMLPPolicy
+from maml_rl.utils.torch_utils import flat, stack_params
+
+
+@pytest.fixture
+def policy() -> NormalMLPPolicy:
+    torch.manual_seed(0)
+    return NormalMLPPolicy(10, 10, hidden_sizes=(16, 8))
+
+
+def test_distribution_and_initialisation(policy: NormalMLPPolicy) -> None:
+    obs = torch.randn(7, 10)
+    dist = policy(obs)
+    assert dist.mean.shape == (7, 10)
+    np_std = dist.stddev
+    torch.testing.assert_close(np_std, torch.full((7, 10), 0.5))
+    actions = dist.sample()
+    manual = Normal(dist.mean, 0.5).log_prob(actions).sum(-1)
+    torch.testing.assert_close(dist.log_prob(actions), manual)
+    for module in policy.modules():
+        if isinstance(module, torch.nn.Linear):
+            bound = math.sqrt(6.0 / (module.in_features + module.out_features))  # Xavier uniform
+            assert module.weight.abs().max() <= bound and torch.all(module.bias == 0)
+            assert module.weight.std() > bound / 4
+
+
+def test_std_floor(policy: NormalMLPPolicy) -> None:
+    with torch.no_grad():
+        policy.log_std.fill_(-50.0)
+    torch.testing.assert_close(policy(torch.zeros(1, 10)).stddev, torch.full((1, 10), policy.min_std))
+
+
+def test_functional_forward_equals_module_with_those_parameters(policy: NormalMLPPolicy) -> None:
+    obs = torch.randn(5, 10)
+    params = {n: p + 0.1 * torch.randn_like(p) for n, p in policy.named_parameters()}
+    clone = NormalMLPPolicy(**policy.config())
+    clone.load_state_dict({n: p.detach() for n, p in params.items()})
+    torch.testing.assert_close(policy(obs, params).mean, clone(obs).mean)
+    torch.testing.assert_close(policy(obs, params).stddev, clone(obs).stddev)
+
+
+def test_adapted_forward_is_a_manual_sgd_step(policy: NormalMLPPolicy) -> None:
+    obs, actions = torch.randn(20, 10), torch.randn(20, 10)
+    loss = -policy(obs).log_prob(actions).mean()
+    adapted = policy.update_params(loss, step_size=0.3, first_order=True)
+    grads = torch.autograd.grad(-policy(obs).log_prob(actions).mean(), list(policy.parameters()))
+    manual = {n: p.detach() - 0.3 * g for (n, p), g in zip(policy.named_parameters(), grads)}
+    for name in manual:
+        torch.testing.assert_close(adapted[name].detach(), manual[name])
+    clone = NormalMLPPolicy(**policy.config())
+    clone.load_state_dict(manual)
+    torch.testing.assert_close(policy(obs, adapted).mean, clone(obs).mean)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_meta_parameters_receive_gradients_through_adaptation(policy: NormalMLPPolicy, first_order: bool) -> None:
+    obs, actions = torch.randn(20, 10), torch.randn(20, 10)
+    adapted = policy.update_params(-policy(obs).log_prob(actions).mean(), step_size=0.5, first_order=first_order)
+    outer = -policy(obs, adapted).log_prob(actions + 1).mean()
+    grads = torch.autograd.grad(outer, list(policy.parameters()))
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert all(g.abs().sum() > 0 for g in grads)
+
+
+def test_stacked_forward_equals_functional_forward_per_task(policy: NormalMLPPolicy) -> None:
+    k = 3
+    obs = torch.randn(k, 6, 10)
+    stacked = {n: p.detach().unsqueeze(0) + 0.05 * torch.randn(k, *p.shape) for n, p in policy.named_parameters()}
+    dist = policy.forward_stacked(obs, stacked)
+    for i in range(k):
+        single = policy(obs[i], {n: p[i] for n, p in stacked.items()})
+        torch.testing.assert_close(dist.mean[i], single.mean)
+        torch.testing.assert_close(dist.stddev[i], single.stddev)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu", "elu"])
+def test_fisher_vector_product_is_the_kl_hessian(nonlinearity: str) -> None:
+    """Closed-form Gauss-Newton product == double back-propagation of the weighted KL."""
+    torch.manual_seed(1)
+    policy = NormalMLPPolicy(4, 3, hidden_sizes=(5, 6), nonlinearity=nonlinearity).double()
+    k, n = 3, 7
+    obs = torch.randn(k, n, 4, dtype=torch.float64)
+    weights = torch.rand(k, n, dtype=torch.float64)
+    weights[0, 5:] = 0.0  # padding
+    offsets = {name: 0.1 * torch.randn(k, *p.shape, dtype=torch.float64) for name, p in policy.named_parameters()}
+    offsets["log_std"][2, 0] = -40.0  # one task's first std sits on the floor
+
+    def stacked() -> dict:
+        return {name: p.unsqueeze(0) + offsets[name] for name, p in policy.named_parameters()}
+
+    with torch.no_grad():
+        old = policy.forward_stacked(obs, stacked())
+        old = Independent(Normal(old.mean.clone(), old.stddev.clone()), 1)
+    kl = (kl_divergence(old, policy.forward_stacked(obs, stacked())) * weights).sum()
+    params = list(policy.parameters())
+    grad = flat(torch.autograd.grad(kl, params, create_graph=True))
+    product = policy.fisher_vector_product(obs, {k_: v.detach() for k_, v in stacked().items()}, weights)
+    for _ in range(3):
+        vector = torch.randn(grad.numel(), dtype=torch.float64)
+        reference = flat(torch.autograd.grad(grad @ vector, params, retain_graph=True))
+        torch.testing.assert_close(product(vector), reference, rtol=1e-10, atol=1e-10)
+
+
+def test_update_params_on_stacked_parameters_gives_per_task_gradients(policy: NormalMLPPolicy) -> None:
+    k = 2
+    obs, actions = torch.randn(k, 9, 10), torch.randn(k, 9, 10)
+    stacked = stack_params(policy.meta_parameters(), k)
+    loss = -policy.forward_stacked(obs, stacked).log_prob(actions).mean(1).sum()
+    adapted = policy.update_params(loss, stacked, step_size=0.1, first_order=True)
+    for i in range(k):
+        single = policy.update_params(-policy(obs[i]).log_prob(actions[i]).mean(), step_size=0.1, first_order=True)
+        for name in single:
+            torch.testing.assert_close(adapted[name][i], single[name])
+
+
+def test_bad_configuration() -> None:
+    with pytest.raises(ValueError, match="nonlinearity"):
+        NormalMLPPolicy(2, 2, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match="min_std"):
+        NormalMLPPolicy(2, 2, init_std=0.1, min_std=0.2)

@@ -1,0 +1,108 @@
+"""Samplers: identical episodes for any sampler and worker count, failures surface quickly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from maml_rl.envs.dynamics import SteeringDynamics
+from maml_rl.envs.tasks import sample_tasks
+from maml_rl.metalearners import MAMLTRPO, meta_update
+from maml_rl.policies import NormalMLPPolicy
+from maml_rl.samplers import MultiprocessingSampler, SamplerError, SamplerSpec, VectorizedSampler
+from maml_rl.seeding import task_rng
+from maml_rl.utils.torch_utils import stack_params
+
+
+def make_spec(policy: NormalMLPPolicy, episodes: int = 4, max_time: int = 30) -> SamplerSpec:
+    return SamplerSpec(SteeringDynamics(max_time=max_time), "horizontal", episodes, seed=5,
+                       policy_config=policy.config())
+
+
+@pytest.fixture(scope="module")
+def policy() -> NormalMLPPolicy:
+    torch.manual_seed(3)
+    return NormalMLPPolicy(10, 10, hidden_sizes=(32, 32))
+
+
+def assert_same_episodes(a, b) -> None:
+    for name in ("lengths", "terminated", "success"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    for name in ("observations", "actions", "rewards", "mask", "last_observations"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=0, atol=1e-6)
+
+
+def test_vectorized_and_multiprocessing_produce_the_same_episodes(policy) -> None:
+    spec = make_spec(policy)
+    tasks = sample_tasks(task_rng(5, 0), 5)
+    params = stack_params({n: p.detach() for n, p in policy.named_parameters()}, len(tasks))
+    reference = VectorizedSampler(spec, policy).sample(params, tasks, batch=3, round_index=1)
+    assert reference.num_tasks == 5 and reference.episodes_per_task == 4
+    for workers in (1, 2, 3):
+        with MultiprocessingSampler(spec, num_workers=workers) as sampler:
+            assert_same_episodes(sampler.sample(params, tasks, batch=3, round_index=1), reference)
+
+
+def test_episodes_do_not_depend_on_batch_composition(policy) -> None:
+    spec = make_spec(policy)
+    tasks = sample_tasks(task_rng(5, 1), 3)
+    sampler = VectorizedSampler(spec, policy)
+    params = stack_params({n: p.detach() for n, p in policy.named_parameters()}, 3)
+    full = sampler.sample(params, tasks, batch=0, round_index=0)
+    alone = sampler.sample({n: p[:1] for n, p in params.items()}, tasks[:1], batch=0, round_index=0)
+    assert_same_episodes(full.select_tasks([0]), alone)
+    other_round = sampler.sample(params, tasks, batch=0, round_index=1)
+    assert not torch.equal(other_round.observations[:, 0], full.observations[:, 0])
+
+
+def _training_curve(sampler_factory, batches: int = 2) -> list[dict]:
+    torch.manual_seed(11)
+    policy = NormalMLPPolicy(10, 10, hidden_sizes=(32, 32))
+    learner = MAMLTRPO(policy, fast_lr=0.01, num_steps=2, first_order=True, gamma=1.0, gae_lambda=0.99,
+                       max_kl=1e-3, cg_iters=10, cg_damping=1e-5, ls_max_steps=10, ls_backtrack_ratio=0.6)
+    rows = []
+    with sampler_factory(make_spec(policy, episodes=4, max_time=30), policy) as sampler:
+        for batch in range(batches):
+            rows.append(meta_update(learner, sampler, sample_tasks(task_rng(5, batch), 4), batch))
+    return rows
+
+
+def test_training_curve_is_independent_of_the_number_of_workers() -> None:
+    reference = _training_curve(lambda spec, policy: VectorizedSampler(spec, policy))
+    for workers in (1, 2):
+        curve = _training_curve(lambda spec, policy: MultiprocessingSampler(spec, num_workers=workers))
+        for a, b in zip(reference, curve):
+            for key in ("train_return", "valid_return", "valid_length", "loss_after", "kl_after", "interactions"):
+                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), key
+
+
+def test_dead_worker_is_reported_within_seconds(policy) -> None:
+    spec = make_spec(policy)
+    tasks = sample_tasks(task_rng(5, 0), 2)
+    params = stack_params({n: p.detach() for n, p in policy.named_parameters()}, 2)
+    sampler = MultiprocessingSampler(spec, num_workers=2, poll_interval=0.2)
+    try:
+        sampler.sample(params, tasks, 0, 0)
+        os.kill(sampler._processes[1].pid, signal.SIGKILL)
+        start = time.monotonic()
+        with pytest.raises(SamplerError, match="worker 1 died"):
+            sampler.sample(params, tasks, 0, 1)
+        assert time.monotonic() - start < 5
+    finally:
+        sampler.close()
+        sampler.close()  # idempotent
+
+
+def test_failing_worker_reports_its_error(policy) -> None:
+    spec = make_spec(policy)
+    tasks = sample_tasks(task_rng(5, 0), 2)
+    params = stack_params({n: p.detach() for n, p in policy.named_parameters() if n != "mu.bias"}, 2)
+    with MultiprocessingSampler(spec, num_workers=1) as sampler:
+        with pytest.raises(SamplerError, match="KeyError"):
+            sampler.sample(params, tasks, 0, 0)
+    with pytest.raises(SamplerError, match="closed"):
+        sampler.sample(params, tasks, 0, 0)
