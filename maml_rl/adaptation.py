@@ -1,0 +1,124 @@
+"""Test-time adaptation on evaluation tasks (``test.py``) and evaluation of stored policies.
+
+Adaptation runs the inner loop of meta-training with the evaluation config's fast-lr:
+each batch samples ``fast-batch-size`` episodes per task with the current task policy,
+takes one REINFORCE step, ``num-steps`` times; the next batch continues from there.
+All tasks are adapted together (task-stacked parameters) with the same sampler as training.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from maml_rl.checkpoint import save_policy
+from maml_rl.config import Config, ConfigError
+from maml_rl.envs.tasks import Task
+from maml_rl.evaluation import Evaluation, evaluate
+from maml_rl.metalearners.maml_trpo import MAMLTRPO, episode_statistics
+from maml_rl.policies import NormalMLPPolicy
+from maml_rl.runio import MetricsLog
+from maml_rl.samplers import Sampler
+from maml_rl.training import environment_of, make_learner
+from maml_rl.utils.torch_utils import fresh_leaves, stack_params, task_slice
+
+
+def policy_controller(policy: NormalMLPPolicy, params: "dict[str, torch.Tensor] | None" = None,
+                      stochastic: bool = False, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    """A controller (obs batch -> action batch) from a policy: mean action, or sampled."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            dist = policy(torch.as_tensor(obs, dtype=torch.float32), params)
+            if not stochastic:
+                return dist.mean.numpy()
+            noise = torch.randn(dist.mean.shape, generator=generator)
+            return (dist.mean + dist.stddev * noise).numpy()
+
+    return act
+
+
+@dataclass
+class EvaluationPoint:
+    """Evaluations of every task's policy after ``batch`` adaptation batches."""
+
+    batch: int
+    interactions: int
+    evaluations: list[Evaluation] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        for ev in self.evaluations:
+            row = {"batch": self.batch, "interactions": self.interactions, **ev.as_dict()}
+            row["length_ratio_benchmark"] = ev.length_ratio()
+            row["length_ratio_limit"] = ev.policy.mean_length / ev.limit.mean_length
+            out.append(row)
+        return out
+
+
+def evaluate_task_policies(policy: NormalMLPPolicy, params: "OrderedDict[str, torch.Tensor]", tasks: Sequence[Task],
+                           config: Config, num_episodes: int, seed: int, stochastic: bool = False) -> list[Evaluation]:
+    """Evaluate each task's policy (row k of the stacked ``params``) with both references."""
+    env = environment_of(config)
+    return [evaluate(policy_controller(policy, task_slice(params, k), stochastic, seed), task, num_episodes, seed,
+                     env.dynamics, env.plane) for k, task in enumerate(tasks)]
+
+
+def adapt(policy: NormalMLPPolicy, config: Config, tasks: Sequence[Task], sampler: Sampler, num_batches: int,
+          folder: Path, num_episodes: int, plot_interval: int, seed: int,
+          on_evaluation: Callable[[EvaluationPoint], None] | None = None,
+          progress: Callable[[int, dict[str, Any]], None] | None = None) -> list[EvaluationPoint]:
+    """Adapt ``policy`` to every task for ``num_batches`` batches; evaluate every ``plot_interval``.
+
+    Evaluation points: before adaptation (batch 0), every ``plot_interval`` batches and
+    after the last batch. Writes ``metrics.jsonl`` (one row per batch),
+    ``evaluations.jsonl`` (one row per task and evaluation point) and the adapted
+    policies ``policies/task_<id>.th`` into ``folder``.
+    """
+    if config.num_steps < 1:
+        raise ConfigError("test-time adaptation needs num-steps >= 1")
+    learner: MAMLTRPO = make_learner(config, policy)
+    metrics = MetricsLog(folder / "metrics.jsonl")
+    evaluations_log = MetricsLog(folder / "evaluations.jsonl")
+    params = fresh_leaves(stack_params(policy.meta_parameters(), len(tasks)))
+    interactions = 0
+    points: list[EvaluationPoint] = []
+
+    def checkpoint(batch: int) -> None:
+        point = EvaluationPoint(batch, interactions,
+                                evaluate_task_policies(policy, params, tasks, config, num_episodes, seed))
+        for row in point.rows():
+            evaluations_log.append(row)
+        points.append(point)
+        if on_evaluation is not None:
+            on_evaluation(point)
+
+    checkpoint(0)
+    for batch in range(num_batches):
+        start = time.perf_counter()
+        for round_index in range(config.num_steps):
+            episodes = sampler.sample(params, tasks, batch, round_index)
+            learner.prepare(episodes)
+            interactions += episodes.interactions()
+            if round_index == 0:
+                row = {"batch": batch + 1, "task_ids": [t.id for t in tasks],
+                       **episode_statistics(episodes, "train")}
+            params = fresh_leaves(learner.adapt([episodes], first_order=True, params=params))
+        row.update(interactions=interactions, time_total=time.perf_counter() - start)
+        metrics.append(row)
+        if progress is not None:
+            progress(batch + 1, row)
+        if (batch + 1) % plot_interval == 0 or batch + 1 == num_batches:
+            checkpoint(batch + 1)
+    for k, task in enumerate(tasks):
+        save_policy(folder / "policies" / f"task_{task.id}.th", policy,
+                    {"task_id": task.id, "task_factors": list(task.factors), "batches": num_batches,
+                     "interactions": interactions}, state=task_slice(params, k))
+    return points

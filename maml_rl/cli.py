@@ -1,0 +1,56 @@
+"""Shared command-line plumbing: common options and one-line errors for user mistakes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from maml_rl.checkpoint import PolicyLoadError
+from maml_rl.config import ConfigError
+from maml_rl.envs.lattice import LatticeError
+from maml_rl.envs.tasks import TaskFileError
+from maml_rl.runio import RunFolderError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, TaskFileError, PolicyLoadError, RunFolderError,
+                                                LatticeError)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, experiment_type: str, experiment_name: str = "maml") -> None:
+    """--output-folder, --experiment-name, --experiment-type, --seed."""
+    group = parser.add_argument_group("run folder (<output-folder>/<experiment-name>/<experiment-type>)")
+    group.add_argument("--output-folder", type=Path, default=Path("awake"), help="root of run folders (default: awake)")
+    group.add_argument("--experiment-name", default=experiment_name, help=f"default: {experiment_name}")
+    group.add_argument("--experiment-type", default=experiment_type, help=f"default: {experiment_type}")
+    parser.add_argument("--seed", type=non_negative_int, default=1, help="seed of everything random (default: 1)")
+
+
+def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
+    """Run a CLI entry point: user mistakes become one line on stderr and exit code 2."""
+    try:
+        code = main(argv)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except PermissionError as exc:
+        print(f"error: permission denied: {exc.filename or exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code)

@@ -1,0 +1,158 @@
+"""Typed configuration of meta-training and of test-time adaptation.
+
+A config file is YAML with dashed keys (``fast-lr``), as users of the earlier
+implementation know them. Every required key must be present, no unknown key is
+allowed, and every value must have the declared type; errors name the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_origin, get_type_hints
+
+import yaml
+
+from maml_rl.envs import ENV_ID
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing or invalid."""
+
+
+def _doc(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"doc": text}, **kwargs)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Hyperparameters of MAML-TRPO on the AWAKE tasks (see configs/awake.yaml)."""
+
+    env_name: str = _doc("gymnasium id of the environment (AwakeSteering-v0)")
+    env_kwargs: dict = _doc("options of the environment (plane, max_time, reward shaping, ...)")
+    gamma: float = _doc("discount factor")
+    gae_lambda: float = _doc("lambda of generalised advantage estimation")
+    first_order: bool = _doc("first-order MAML (inner gradients treated as constants)")
+    hidden_sizes: list = _doc("widths of the policy's hidden layers")
+    nonlinearity: str = _doc("activation of the hidden layers: tanh, relu or elu")
+    fast_batch_size: int = _doc("episodes per task for each inner step and for validation")
+    num_steps: int = _doc("inner-loop gradient steps")
+    fast_lr: float = _doc("inner-loop step size")
+    num_batches: int = _doc("meta-batches (outer updates) of a run")
+    meta_batch_size: int = _doc("tasks per meta-batch")
+    max_kl: float = _doc("TRPO trust-region radius (mean KL)")
+    cg_iters: int = _doc("conjugate-gradient iterations")
+    cg_damping: float = _doc("damping added to the KL Hessian")
+    ls_max_steps: int = _doc("line-search trials")
+    ls_backtrack_ratio: float = _doc("line-search step shrink factor")
+    init_std: float = _doc("initial policy standard deviation (optional)", default=0.5)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        return {f.name.replace("_", "-"): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+OPTIONAL_KEYS = {f.name for f in dataclasses.fields(Config) if f.default is not dataclasses.MISSING}
+
+
+def _check_type(key: str, value: Any, expected: Any, where: str) -> Any:
+    origin = get_origin(expected) or expected
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: '{key}' must be a number, got {value!r}")
+        return float(value)
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}")
+        return value
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: '{key}' must be true or false, got {value!r}")
+        return value
+    if expected is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: '{key}' must be a string, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            raise ConfigError(f"{where}: '{key}' must be a non-empty list of positive integers, got {value!r}")
+        return list(value)
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{key}' must be a mapping, got {value!r}")
+        return dict(value)
+    raise AssertionError(f"unhandled type {expected}")  # pragma: no cover
+
+
+def _check_values(config: Config, where: str) -> None:
+    checks = [
+        ("gamma", 0 < config.gamma <= 1, "must lie in (0, 1]"),
+        ("gae-lambda", 0 <= config.gae_lambda <= 1, "must lie in [0, 1]"),
+        ("fast-batch-size", config.fast_batch_size >= 1, "must be >= 1"),
+        ("num-steps", config.num_steps >= 0, "must be >= 0"),
+        ("fast-lr", config.fast_lr >= 0, "must be >= 0"),
+        ("num-batches", config.num_batches >= 1, "must be >= 1"),
+        ("meta-batch-size", config.meta_batch_size >= 1, "must be >= 1"),
+        ("max-kl", config.max_kl > 0, "must be > 0"),
+        ("cg-iters", config.cg_iters >= 1, "must be >= 1"),
+        ("cg-damping", config.cg_damping >= 0, "must be >= 0"),
+        ("ls-max-steps", config.ls_max_steps >= 1, "must be >= 1"),
+        ("ls-backtrack-ratio", 0 < config.ls_backtrack_ratio < 1, "must lie in (0, 1)"),
+        ("nonlinearity", config.nonlinearity in ("tanh", "relu", "elu"), "must be tanh, relu or elu"),
+        ("env-name", config.env_name == ENV_ID, f"must be {ENV_ID} (the only environment)"),
+        ("init-std", config.init_std > 0, "must be > 0"),
+    ]
+    for key, ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{where}: '{key}' {message}")
+    from maml_rl.envs.awake import AwakeSteering
+
+    try:
+        AwakeSteering(**config.env_kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: 'env-kwargs' has an unknown option ({exc})") from None
+    except ValueError as exc:
+        raise ConfigError(f"{where}: 'env-kwargs': {exc}") from None
+
+
+def config_from_dict(raw: Any, where: str = "<config>") -> Config:
+    """Validate a mapping with dashed keys and build a ``Config``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys to values")
+    types = get_type_hints(Config)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in types:
+            raise ConfigError(f"{where}: unknown key '{key}'")
+        values[name] = _check_type(str(key), value, types[name], where)
+    missing = [n.replace("_", "-") for n in types if n not in values and n not in OPTIONAL_KEYS]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {', '.join(repr(m) for m in missing)}")
+    config = Config(**values)
+    _check_values(config, where)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path is a directory: {path}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}") from None
+    return config_from_dict(raw, str(path))
+
+
+def describe() -> str:
+    """One line per key: name and meaning (for --help texts and docs)."""
+    return "\n".join(f"  {f.name.replace('_', '-'):20s} {f.metadata['doc']}" for f in dataclasses.fields(Config))

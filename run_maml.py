@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Evaluate stored policies on evaluation tasks without adapting them.
+
+    python run_maml.py                                     # awake/pretrained_policy.th, tasks 0-4
+    python run_maml.py --policy awake/maml/train/policy.th --task-ids 0 3
+    python run_maml.py --task-policies awake/maml/test     # the per-task policies a test.py run saved
+
+Prints, per task, success rate, mean episode length and mean return of the policy, of
+the benchmark and of the limit controller on the same initial states, and writes the
+verification figure. Deterministic (mean) actions unless --stochastic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Sequence
+
+from maml_rl import load_policy
+from maml_rl.adaptation import policy_controller
+from maml_rl.checkpoint import PolicyLoadError
+from maml_rl.cli import add_run_arguments, positive_int, run_main
+from maml_rl.config import load_config
+from maml_rl.envs.tasks import DEFAULT_TASK_FILE, load_evaluation_tasks, select_tasks
+from maml_rl.evaluation import evaluate
+from maml_rl.plotting import enable_show, show_all
+from maml_rl.runio import atomic_write_text, run_folder
+from maml_rl.training import environment_of
+from maml_rl.verification import verification_figure
+
+DEFAULT_POLICY = Path("awake/pretrained_policy.th")
+
+
+def format_table(evaluations) -> str:
+    header = (f"{'task':>4} | {'policy: success':>15} {'length':>7} {'return':>8} | {'benchmark: success':>18} "
+              f"{'length':>7} {'return':>8} | {'limit: success':>14} {'length':>7} {'return':>8} | {'ratio':>5}")
+    lines = [header, "-" * len(header)]
+    for ev in evaluations:
+        cells = []
+        for stats in (ev.policy, ev.benchmark, ev.limit):
+            cells.append(f"{stats.success_rate:>{15 if stats is ev.policy else 18 if stats is ev.benchmark else 14}.1%} "
+                         f"{stats.mean_length:7.2f} {stats.mean_return:8.2f}")
+        lines.append(f"{ev.task.id:>4} | " + " | ".join(cells) + f" | {ev.length_ratio():5.2f}")
+    ratios = [ev.length_ratio() for ev in evaluations]
+    lines.append(f"episode length / benchmark: mean over tasks {sum(ratios) / len(ratios):.2f}, worst {max(ratios):.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--policy", type=Path, help=f"one policy for every task (default: {DEFAULT_POLICY})")
+    source.add_argument("--task-policies", type=Path, help="a test.py run folder with policies/task_<id>.th")
+    parser.add_argument("--config", type=Path, default=Path("configs/awake_evaluation.yaml"),
+                        help="environment options (env-kwargs) of the evaluation")
+    parser.add_argument("--task-ids", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="evaluation tasks")
+    parser.add_argument("--tasks-file", type=Path, default=DEFAULT_TASK_FILE, help="evaluation-task file")
+    parser.add_argument("--num-episodes", type=positive_int, default=200, help="episodes per task (default: 200)")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
+    add_run_arguments(parser, experiment_type="run_maml")
+    parser.add_argument("--show", action="store_true", help="also open the figure in a window")
+    args = parser.parse_args(argv)
+    if args.show:
+        enable_show()
+    config = load_config(args.config)
+    env = environment_of(config)
+    tasks = select_tasks(load_evaluation_tasks(args.tasks_file), args.task_ids)
+    if args.task_policies is not None:
+        policies = {t.id: load_policy(args.task_policies / "policies" / f"task_{t.id}.th") for t in tasks}
+        source = str(args.task_policies)
+    else:
+        path = args.policy or DEFAULT_POLICY
+        shared = load_policy(path)
+        policies = {t.id: shared for t in tasks}
+        source = str(path)
+    evaluations = [evaluate(policy_controller(policies[t.id], stochastic=args.stochastic, seed=args.seed), t,
+                            args.num_episodes, args.seed, env.dynamics, env.plane) for t in tasks]
+    print(f"policy: {source} ({'stochastic' if args.stochastic else 'deterministic'} actions, "
+          f"{args.num_episodes} episodes per task, seed {args.seed})")
+    print(format_table(evaluations))
+    folder = run_folder(args.output_folder, args.experiment_name, args.experiment_type)
+    figure = verification_figure(evaluations, folder / "verification.png", f"{source} without adaptation",
+                                 threshold=env.dynamics.threshold)
+    atomic_write_text(folder / "evaluation.json", json.dumps(
+        {"policy": source, "stochastic": args.stochastic, "seed": args.seed, "num_episodes": args.num_episodes,
+         "tasks": [ev.as_dict() | {"length_ratio_benchmark": ev.length_ratio()} for ev in evaluations]}, indent=1))
+    print(f"figure: {figure}")
+    show_all()
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Adapt a policy to the evaluation tasks and show its progress against the references.
+
+    python test.py --use-meta-policy                 # adapt awake/pretrained_policy.th
+    python test.py                                   # adapt a randomly initialised policy
+    python test.py --use-meta-policy --policy awake/maml/train/policy.th --task-ids 0 2 --num-batches 20
+
+Every --plot-interval batches each task policy is evaluated (deterministic action) for
+--num-episodes episodes; figures go to awake/<experiment-name>/<experiment-type>/figures/.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from maml_rl import load_policy
+from maml_rl.adaptation import EvaluationPoint, adapt
+from maml_rl.cli import add_run_arguments, positive_int, run_main
+from maml_rl.config import load_config
+from maml_rl.envs.tasks import DEFAULT_TASK_FILE, load_evaluation_tasks, select_tasks
+from maml_rl.plotting import enable_show, show_all
+from maml_rl.progress import adaptation_progress_figure
+from maml_rl.runio import prepare_new_run, run_folder, write_yaml
+from maml_rl.samplers import make_sampler
+from maml_rl.training import make_policy, make_spec
+from maml_rl.verification import verification_figure
+
+DEFAULT_POLICY = Path("awake/pretrained_policy.th")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=Path("configs/awake_evaluation.yaml"),
+                        help="adaptation config (default: configs/awake_evaluation.yaml)")
+    parser.add_argument("--use-meta-policy", action="store_true", help="start from the meta-policy (else random)")
+    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help=f"meta-policy file (default: {DEFAULT_POLICY})")
+    parser.add_argument("--task-ids", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="evaluation tasks")
+    parser.add_argument("--tasks-file", type=Path, default=DEFAULT_TASK_FILE, help="evaluation-task file")
+    parser.add_argument("--num-batches", type=positive_int, default=20, help="adaptation batches (default: 20)")
+    parser.add_argument("--num-episodes", type=positive_int, default=200, help="episodes per evaluation (default: 200)")
+    parser.add_argument("--plot-interval", type=positive_int, default=5, help="evaluate every N batches (default: 5)")
+    add_run_arguments(parser, experiment_type="test")
+    parser.add_argument("--num-workers", type=positive_int, default=1,
+                        help="sampler processes (1: in-process vectorised sampler)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    parser.add_argument("--show", action="store_true", help="also open the figures in windows")
+    args = parser.parse_args(argv)
+    if args.show:
+        enable_show()
+    config = load_config(args.config)
+    tasks = select_tasks(load_evaluation_tasks(args.tasks_file), args.task_ids)
+    policy = load_policy(args.policy) if args.use_meta_policy else make_policy(config, args.seed)
+    folder = run_folder(args.output_folder, args.experiment_name, args.experiment_type)
+    prepare_new_run(folder, args.overwrite)
+    write_yaml(folder / "config.yaml", {"config": config.to_yaml_dict(), "seed": args.seed,
+                                        "start": str(args.policy) if args.use_meta_policy else "random",
+                                        "task_ids": args.task_ids, "num_batches": args.num_batches})
+    start = "meta-policy" if args.use_meta_policy else "random initialisation"
+
+    def on_evaluation(point: EvaluationPoint) -> None:
+        verification_figure(point.evaluations, folder / "figures" / f"verification_batch_{point.batch:04d}.png",
+                            f"{start}, after {point.batch} adaptation batches", point.interactions,
+                            config.env_kwargs.get("threshold", 0.1))
+        adaptation_progress_figure([folder], folder / "figures" / "adaptation_progress.png")
+        summary = "  ".join(f"task {ev.task.id}: {ev.policy.success_rate:.0%} {ev.length_ratio():.2f}x"
+                            for ev in point.evaluations)
+        tqdm.write(f"batch {point.batch:4d}  interactions {point.interactions:7d}  {summary}")
+
+    kind = "multiprocessing" if args.num_workers > 1 else "vectorized"
+    sampler = make_sampler(kind, make_spec(config, policy, args.seed), args.num_workers, policy)
+    bar = tqdm(total=args.num_batches, desc="adaptation", unit="batch", dynamic_ncols=True)
+    try:
+        adapt(policy, config, tasks, sampler, args.num_batches, folder, args.num_episodes, args.plot_interval,
+              args.seed, on_evaluation=on_evaluation,
+              progress=lambda b, row: (bar.update(1), bar.set_postfix(ret=f"{row['train_return']:.2f}")))
+    finally:
+        bar.close()
+        sampler.close()
+    print(f"results: {folder}")
+    show_all()
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,154 @@
+"""End-to-end smoke tests of the user scripts on tiny budgets, resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+
+TIMING_KEYS = {"time_sampling", "time_adaptation", "time_trpo", "time_total", "wall_time"}
+
+
+def run(*args: str, expect: int = 0, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    result = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, env=env,
+                            timeout=timeout)
+    assert result.returncode == expect, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory) -> Path:
+    data = yaml.safe_load((REPO / "configs" / "awake.yaml").read_text())
+    data.update({"hidden-sizes": [16, 16], "fast-batch-size": 3, "num-steps": 1, "meta-batch-size": 2,
+                 "num-batches": 3, "cg-iters": 5, "ls-max-steps": 5})
+    data["env-kwargs"]["max_time"] = 15
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_config) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    run("train.py", "--config", str(tiny_config), "--output-folder", str(out), "--experiment-name", "tiny",
+        "--save-progress-interval", "2", "--no-progress")
+    return out
+
+
+def test_train_writes_a_complete_run_folder(trained) -> None:
+    folder = trained / "tiny" / "train"
+    for name in ("config.yaml", "metrics.jsonl", "policy.th", "state.th", "checkpoints/policy_batch_00002.th",
+                 "checkpoints/policy_batch_00003.th"):
+        assert (folder / name).stat().st_size > 0, name
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["batch"] for r in rows] == [0, 1, 2]
+    for key in ("train_return", "valid_return", "valid_success", "loss_before", "loss_after", "kl_after",
+                "ls_accepted", "ls_step", "interactions", "time_sampling", "time_adaptation", "time_trpo"):
+        assert key in rows[0], key
+    resolved = yaml.safe_load((folder / "config.yaml").read_text())
+    assert resolved["seed"] == 1 and resolved["config"]["num-batches"] == 3
+
+
+def test_existing_run_is_refused_then_overwritten(trained, tiny_config) -> None:
+    folder = trained / "tiny" / "train"
+    before = (folder / "metrics.jsonl").read_bytes()
+    result = run("train.py", "--config", str(tiny_config), "--output-folder", str(trained), "--experiment-name",
+                 "tiny", "--no-progress", expect=2)
+    one_line_error(result, "already exists", "--resume", "--overwrite")
+    assert (folder / "metrics.jsonl").read_bytes() == before
+    copy = trained / "copy"
+    run("train.py", "--config", str(tiny_config), "--output-folder", str(copy), "--num-batches", "1", "--no-progress")
+    run("train.py", "--config", str(tiny_config), "--output-folder", str(copy), "--num-batches", "2",
+        "--overwrite", "--no-progress")
+    assert len((copy / "maml" / "train" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, trained, tiny_config) -> None:
+    run("train.py", "--config", str(tiny_config), "--output-folder", str(tmp_path), "--experiment-name", "tiny",
+        "--num-batches", "1", "--no-progress")
+    run("train.py", "--output-folder", str(tmp_path), "--experiment-name", "tiny", "--num-batches", "3", "--resume",
+        "--no-progress")
+    full = [json.loads(x) for x in (trained / "tiny" / "train" / "metrics.jsonl").read_text().splitlines()]
+    resumed = [json.loads(x) for x in (tmp_path / "tiny" / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert len(resumed) == len(full) == 3
+    for a, b in zip(full, resumed):
+        assert {k: v for k, v in a.items() if k not in TIMING_KEYS} == {k: v for k, v in b.items() if k not in TIMING_KEYS}
+    for name, value in torch.load(trained / "tiny" / "train" / "policy.th", weights_only=True)["state_dict"].items():
+        assert torch.equal(value, torch.load(tmp_path / "tiny" / "train" / "policy.th", weights_only=True)["state_dict"][name])
+
+
+def test_adaptation_evaluation_and_plots(tmp_path, trained, tiny_config) -> None:
+    policy = trained / "tiny" / "train" / "policy.th"
+    common = ["--config", str(tiny_config), "--output-folder", str(tmp_path), "--num-batches", "2",
+              "--num-episodes", "4", "--plot-interval", "1", "--task-ids", "0", "3"]
+    run("test.py", "--use-meta-policy", "--policy", str(policy), "--experiment-name", "meta", *common)
+    run("test.py", "--experiment-name", "scratch", *common)
+    for name in ("meta", "scratch"):
+        folder = tmp_path / name / "test"
+        for item in ("metrics.jsonl", "evaluations.jsonl", "policies/task_0.th", "policies/task_3.th",
+                     "figures/verification_batch_0000.png", "figures/verification_batch_0002.png",
+                     "figures/adaptation_progress.png"):
+            assert (folder / item).stat().st_size > 0, item
+        evaluations = [json.loads(x) for x in (folder / "evaluations.jsonl").read_text().splitlines()]
+        assert {(e["batch"], e["task_id"]) for e in evaluations} == {(b, t) for b in (0, 1, 2) for t in (0, 3)}
+    out = run("run_maml.py", "--policy", str(policy), "--task-ids", "0", "3", "--num-episodes", "4",
+              "--output-folder", str(tmp_path), "--experiment-name", "eval").stdout
+    assert "benchmark" in out and "limit" in out and "episode length / benchmark" in out
+    assert (tmp_path / "eval" / "run_maml" / "verification.png").stat().st_size > 0
+    run("run_maml.py", "--task-policies", str(tmp_path / "meta" / "test"), "--task-ids", "0", "3",
+        "--num-episodes", "4", "--stochastic", "--output-folder", str(tmp_path), "--experiment-name", "eval2")
+    run("read_out_train.py", "--output-folder", str(trained), "--experiment-name", "tiny")
+    assert (trained / "tiny" / "train" / "progress.png").stat().st_size > 0
+    run("read_out_train.py", "--output-folder", str(tmp_path), "--experiment-name", "meta", "--experiment-type", "test")
+    run("read_out_train.py", "--compare", str(tmp_path / "meta" / "test"), str(tmp_path / "scratch" / "test"),
+        "--labels", "meta", "scratch", "--output", str(tmp_path / "cmp.png"))
+    assert (tmp_path / "cmp.png").stat().st_size > 0 and (tmp_path / "cmp_evaluations.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["train.py", "--config", "nowhere.yaml"], ["config file not found", "nowhere.yaml"]),
+    (["test.py", "--task-ids", "0", "42"], ["unknown task id(s) [42]"]),
+    (["test.py", "--use-meta-policy", "--policy", "missing.th"], ["policy file not found", "missing.th"]),
+    (["run_maml.py", "--policy", "missing.th"], ["policy file not found"]),
+    (["train.py", "--resume", "--experiment-name", "never-ran"], ["nothing to resume"]),
+])
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, fragments) -> None:
+    result = run(*args, "--output-folder", str(tmp_path), expect=2)
+    one_line_error(result, *fragments)
+
+
+def test_more_bad_input(tmp_path, tiny_config) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(tiny_config.read_text().replace("fast-lr:", "fast-rate:"))
+    one_line_error(run("train.py", "--config", str(bad), "--output-folder", str(tmp_path), expect=2),
+                   "unknown key 'fast-rate'", str(bad))
+    corrupt = tmp_path / "corrupt.th"
+    corrupt.write_bytes(b"\x00garbage")
+    one_line_error(run("run_maml.py", "--policy", str(corrupt), "--output-folder", str(tmp_path), expect=2),
+                   "corrupt or unreadable")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    one_line_error(run("train.py", "--config", str(tiny_config), "--output-folder", str(blocker), expect=2),
+                   "cannot write")
+    one_line_error(run("read_out_train.py", "--output-folder", str(tmp_path), "--experiment-name", "nothing",
+                       expect=2), "no run folder")
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    one_line_error(run("read_out_train.py", "--output-folder", str(tmp_path), "--experiment-name", "empty",
+                       expect=2), "no metrics file")

@@ -1,0 +1,47 @@
+#!/usr/bin/env python
+"""Meta-train the AWAKE steering meta-policy with MAML-TRPO.
+
+    python train.py                                   # configs/awake.yaml -> awake/maml/train/
+    python train.py --experiment-name run2 --seed 3
+    python train.py --resume                          # continue an interrupted run
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from maml_rl.cli import add_run_arguments, positive_int, run_main
+from maml_rl.samplers import SAMPLERS
+from maml_rl.training import TrainOptions, train
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=Path("configs/awake.yaml"), help="training config (YAML)")
+    add_run_arguments(parser, experiment_type="train")
+    parser.add_argument("--num-batches", type=positive_int, help="override the config's num-batches")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="vectorized",
+                        help="in-process vectorised (default) or multiprocessing")
+    parser.add_argument("--num-workers", type=positive_int, default=2, help="processes of the multiprocessing sampler")
+    parser.add_argument("--save-progress-interval", type=positive_int, default=50,
+                        help="keep a meta-policy checkpoint every N batches (default: 50)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in the run folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.experiment_type != "train":
+        parser.error("train.py always writes to experiment type 'train'")
+    folder = train(TrainOptions(
+        config=args.config, output_folder=args.output_folder, experiment_name=args.experiment_name, seed=args.seed,
+        num_batches=args.num_batches, sampler=args.sampler, num_workers=args.num_workers,
+        save_progress_interval=args.save_progress_interval, resume=args.resume, overwrite=args.overwrite,
+        progress=not args.no_progress, threads=args.threads))
+    print(f"meta-policy: {folder / 'policy.th'}\nmetrics:     {folder / 'metrics.jsonl'}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
