@@ -12,7 +12,8 @@ from gymnasium.utils.env_checker import check_env
 import maml_rl.envs  # noqa: F401  (registers AwakeSteering-v0)
 from maml_rl.envs.awake import AwakeSteering
 from maml_rl.envs.batched import BatchedAwakeSteering
-from maml_rl.envs.dynamics import SteeringDynamics, normalise_actions, rms, sample_initial_kicks, saturate
+from maml_rl.envs.dynamics import (SteeringDynamics, normalise_actions, rms, sample_initial_kicks,
+                                   sample_initial_kicks_batch, saturate)
 from maml_rl.envs.tasks import Task
 
 
@@ -217,3 +218,15 @@ def test_batched_environment_equals_single_environment() -> None:
             assert (r1, te1, tr1, s1) == (r2, bool(te2), bool(tr2), bool(s2))
     assert batched.done.all()
     assert records_b[0][-1][3] and records_b[1][-1][2]  # truncated / beam loss happened
+
+
+def test_batched_initial_states_equal_sequential_draws() -> None:
+    """The one-pass first chunk and the per-episode fallback reproduce sample_initial_kicks."""
+    from maml_rl.envs.tasks import sample_tasks
+
+    tasks = sample_tasks(np.random.default_rng(8), 12, plane="vertical")
+    responses = np.stack([t.response("vertical") for t in tasks] * 4)  # weak plane: many fallbacks
+    seeds = range(len(responses))
+    batched = sample_initial_kicks_batch([np.random.default_rng(s) for s in seeds], responses)
+    sequential = np.stack([sample_initial_kicks(np.random.default_rng(s), r) for s, r in zip(seeds, responses)])
+    np.testing.assert_array_equal(batched, sequential)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maml_rl.envs.dynamics import SteeringDynamics, rms, sample_initial_kicks
+from maml_rl.envs.dynamics import SteeringDynamics, rms
 
 
 @dataclass
@@ -91,7 +91,3 @@ class BatchedAwakeSteering:
                          terminated=terminated, truncated=truncated, success=result.success & active,
                          beam_lost=result.beam_lost & active, active=active)
 
-
-def initial_kicks_for(rngs: list[np.random.Generator], responses: np.ndarray) -> np.ndarray:
-    """Initial kicks of B episodes, episode b drawn from ``rngs[b]`` (see ``sample_initial_kicks``)."""
-    return np.stack([sample_initial_kicks(rng, r) for rng, r in zip(rngs, responses)])

@@ -49,6 +49,8 @@ def saturate(readings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     outside = np.abs(readings) >= 1.0
     lost = outside.any(axis=-1)
+    if not lost.any():  # the common case: nothing to saturate
+        return readings, lost
     first = np.where(lost, np.argmax(outside, axis=-1), readings.shape[-1])
     after = np.arange(readings.shape[-1])[None, :] >= first[:, None]
     sign = np.sign(np.take_along_axis(readings, np.minimum(first, readings.shape[-1] - 1)[:, None], -1))
@@ -177,7 +179,7 @@ def admissible_initial_states(response: np.ndarray, theta: np.ndarray) -> np.nda
 
 
 def sample_initial_kicks(rng: np.random.Generator, response: np.ndarray,
-                         max_draws: int = MAX_RESET_DRAWS) -> np.ndarray:
+                         max_draws: int = MAX_RESET_DRAWS, first_chunk: int = RESET_FIRST_CHUNK) -> np.ndarray:
     """Draw theta ~ U(-5e-4, 5e-4)^10 until all |readings| <= 0.95 and rms(readings) > 0.2.
 
     Candidates are drawn in chunks of 8, 16, 32, ... (at most 4096) and the first
@@ -190,6 +192,8 @@ def sample_initial_kicks(rng: np.random.Generator, response: np.ndarray,
         Generator of this episode.
     response
         (10, 10) response matrix of the episode's task and plane.
+    first_chunk
+        Size of the first chunk (to continue a search whose first chunk was drawn elsewhere).
 
     Raises
     ------
@@ -197,7 +201,7 @@ def sample_initial_kicks(rng: np.random.Generator, response: np.ndarray,
         If no admissible state is found in ``max_draws`` draws (task too weak or too strong).
     """
     n = response.shape[-1]
-    drawn, chunk = 0, RESET_FIRST_CHUNK
+    drawn, chunk = first_chunk - RESET_FIRST_CHUNK, first_chunk  # 8 + 16 + ... + c/2 = c - 8 drawn before
     while drawn < max_draws:
         theta = rng.uniform(-RESET_KICK, RESET_KICK, size=(chunk, n))
         ok = admissible_initial_states(response, theta)
@@ -208,3 +212,17 @@ def sample_initial_kicks(rng: np.random.Generator, response: np.ndarray,
     raise RuntimeError(
         f"no initial state with |obs| <= {RESET_MAX_READING} and rms(obs) > {RESET_MIN_RMS} "
         f"found in {max_draws} draws; the task's response matrix is unsuitable")
+
+
+def sample_initial_kicks_batch(rngs: list[np.random.Generator], responses: np.ndarray) -> np.ndarray:
+    """``sample_initial_kicks`` for B episodes at once (identical results, one array pass for
+    the first chunk of every episode)."""
+    first = np.stack([rng.uniform(-RESET_KICK, RESET_KICK, size=(RESET_FIRST_CHUNK, responses.shape[-1]))
+                      for rng in rngs])
+    readings = READING_SCALE * np.einsum("bij,bkj->bki", responses, first)
+    ok = (np.max(np.abs(readings), axis=-1) <= RESET_MAX_READING) & (rms(readings) > RESET_MIN_RMS)
+    hit = ok.any(axis=1)
+    out = first[np.arange(len(rngs)), np.argmax(ok, axis=1)]
+    for b in np.flatnonzero(~hit):
+        out[b] = sample_initial_kicks(rngs[b], responses[b], first_chunk=2 * RESET_FIRST_CHUNK)
+    return out

@@ -148,22 +148,25 @@ class NormalMLPPolicy(nn.Module):
         shapes = [p.shape for _, p in self.named_parameters()]
 
         def product(vector: torch.Tensor) -> torch.Tensor:
-            parts = dict(zip(order, (v.view(shape) for v, shape in zip(torch.split(vector, [s.numel() for s in shapes]), shapes))))
-            # Forward-mode: tangent of each layer's output along v.
+            sizes = [shape.numel() for shape in shapes]
+            parts = {name: v.view(shape) for name, v, shape in zip(order, torch.split(vector, sizes), shapes)}
+            # Forward mode: tangent of each layer's output along v.
             tangent = None
             for layer, (h_in, weight, derivative) in zip(names, linears):
-                t = h_in @ parts[f"{layer}.weight"].T + parts[f"{layer}.bias"]
+                t = torch.addmm(parts[f"{layer}.bias"], h_in.reshape(-1, h_in.shape[-1]),
+                                parts[f"{layer}.weight"].T).view(*h_in.shape[:-1], -1)
                 if tangent is not None:
                     t = torch.baddbmm(t, tangent, weight.transpose(1, 2))
-                tangent = t * derivative if layer != "mu" else t
-            cotangent = tangent * scale
+                tangent = t.mul_(derivative) if layer != "mu" else t
+            cotangent = tangent.mul_(scale)
             # Reverse mode: J^T (scaled J v), summed over tasks and steps.
             grads: dict[str, torch.Tensor] = {}
             for layer, (h_in, weight, derivative) in reversed(list(zip(names, linears))):
                 if layer != "mu":
-                    cotangent = cotangent * derivative
-                grads[f"{layer}.weight"] = torch.einsum("kni,knj->ij", cotangent, h_in)
-                grads[f"{layer}.bias"] = cotangent.sum((0, 1))
+                    cotangent = cotangent.mul_(derivative)
+                flat_cotangent = cotangent.reshape(-1, cotangent.shape[-1])
+                grads[f"{layer}.weight"] = flat_cotangent.T @ h_in.reshape(-1, h_in.shape[-1])
+                grads[f"{layer}.bias"] = flat_cotangent.sum(0)
                 if layer != names[0]:
                     cotangent = torch.bmm(cotangent, weight)
             grads["log_std"] = std_weight.sum(0) * parts["log_std"]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from maml_rl.envs.batched import BatchedAwakeSteering
-from maml_rl.envs.dynamics import SteeringDynamics, sample_initial_kicks
+from maml_rl.envs.dynamics import SteeringDynamics, sample_initial_kicks_batch
 from maml_rl.episode import EpisodeBatch
 from maml_rl.policies.normal_mlp import NormalMLPPolicy
 from maml_rl.seeding import STREAM_OBS_NOISE, episode_rng
@@ -64,7 +64,7 @@ def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], respons
         noise_rngs = [episode_rng(key.seed, key.batch, key.round_index, int(task_positions[i // b]), i % b,
                                   STREAM_OBS_NOISE) for i in range(n)]
     episode_responses = np.repeat(np.asarray(responses, dtype=float), b, axis=0)
-    kicks = np.stack([sample_initial_kicks(rng, r) for rng, r in zip(rngs, episode_responses)])
+    kicks = sample_initial_kicks_batch(rngs, episode_responses)
 
     def obs_noise(active: np.ndarray) -> np.ndarray | None:
         if noise_rngs is None:
