@@ -27,24 +27,9 @@ from maml_rl.evaluation import evaluate
 from maml_rl.plotting import enable_show, show_all
 from maml_rl.runio import atomic_write_text, run_folder
 from maml_rl.training import environment_of
-from maml_rl.verification import verification_figure
+from maml_rl.verification import format_table, verification_figure
 
 DEFAULT_POLICY = Path("awake/pretrained_policy.th")
-
-
-def format_table(evaluations) -> str:
-    header = (f"{'task':>4} | {'policy: success':>15} {'length':>7} {'return':>8} | {'benchmark: success':>18} "
-              f"{'length':>7} {'return':>8} | {'limit: success':>14} {'length':>7} {'return':>8} | {'ratio':>5}")
-    lines = [header, "-" * len(header)]
-    for ev in evaluations:
-        cells = []
-        for stats in (ev.policy, ev.benchmark, ev.limit):
-            cells.append(f"{stats.success_rate:>{15 if stats is ev.policy else 18 if stats is ev.benchmark else 14}.1%} "
-                         f"{stats.mean_length:7.2f} {stats.mean_return:8.2f}")
-        lines.append(f"{ev.task.id:>4} | " + " | ".join(cells) + f" | {ev.length_ratio():5.2f}")
-    ratios = [ev.length_ratio() for ev in evaluations]
-    lines.append(f"episode length / benchmark: mean over tasks {sum(ratios) / len(ratios):.2f}, worst {max(ratios):.2f}")
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,16 +47,22 @@ def policy_controller(policy: NormalMLPPolicy, params: "dict[str, torch.Tensor] 
 
 @dataclass
 class EvaluationPoint:
-    """Evaluations of every task's policy after ``batch`` adaptation batches."""
+    """Evaluations of every task's policy after ``batch`` adaptation batches.
+
+    ``interactions`` counts the environment steps of all tasks, ``task_interactions``
+    those of each task (the tasks adapt together but their episodes differ in length).
+    """
 
     batch: int
     interactions: int
+    task_interactions: list[int]
     evaluations: list[Evaluation] = field(default_factory=list)
 
     def rows(self) -> list[dict[str, Any]]:
         out = []
-        for ev in self.evaluations:
-            row = {"batch": self.batch, "interactions": self.interactions, **ev.as_dict()}
+        for ev, own in zip(self.evaluations, self.task_interactions):
+            row = {"batch": self.batch, "interactions": own, "total_interactions": self.interactions,
+                   **ev.as_dict()}
             row["length_ratio_benchmark"] = ev.length_ratio()
             row["length_ratio_limit"] = ev.policy.mean_length / ev.limit.mean_length
             out.append(row)
@@ -74,11 +80,13 @@ def evaluate_task_policies(policy: NormalMLPPolicy, params: "OrderedDict[str, to
 def adapt(policy: NormalMLPPolicy, config: Config, tasks: Sequence[Task], sampler: Sampler, num_batches: int,
           folder: Path, num_episodes: int, plot_interval: int, seed: int,
           on_evaluation: Callable[[EvaluationPoint], None] | None = None,
-          progress: Callable[[int, dict[str, Any]], None] | None = None) -> list[EvaluationPoint]:
+          progress: Callable[[int, dict[str, Any]], None] | None = None,
+          should_stop: Callable[[EvaluationPoint], bool] | None = None) -> list[EvaluationPoint]:
     """Adapt ``policy`` to every task for ``num_batches`` batches; evaluate every ``plot_interval``.
 
     Evaluation points: before adaptation (batch 0), every ``plot_interval`` batches and
-    after the last batch. Writes ``metrics.jsonl`` (one row per batch),
+    after the last batch; ``should_stop(point)`` may end the adaptation early. Writes
+    ``metrics.jsonl`` (one row per batch),
     ``evaluations.jsonl`` (one row per task and evaluation point) and the adapted
     policies ``policies/task_<id>.th`` into ``folder``.
     """
@@ -88,37 +96,42 @@ def adapt(policy: NormalMLPPolicy, config: Config, tasks: Sequence[Task], sample
     metrics = MetricsLog(folder / "metrics.jsonl")
     evaluations_log = MetricsLog(folder / "evaluations.jsonl")
     params = fresh_leaves(stack_params(policy.meta_parameters(), len(tasks)))
-    interactions = 0
+    per_task = np.zeros(len(tasks), dtype=int)
     points: list[EvaluationPoint] = []
 
-    def checkpoint(batch: int) -> None:
-        point = EvaluationPoint(batch, interactions,
+    def checkpoint(batch: int) -> bool:
+        point = EvaluationPoint(batch, int(per_task.sum()), per_task.tolist(),
                                 evaluate_task_policies(policy, params, tasks, config, num_episodes, seed))
         for row in point.rows():
             evaluations_log.append(row)
         points.append(point)
         if on_evaluation is not None:
             on_evaluation(point)
+        return should_stop is not None and should_stop(point)
 
-    checkpoint(0)
-    for batch in range(num_batches):
+    stopped = checkpoint(0)
+    batches_done = 0
+    for batch in range(0 if stopped else num_batches):
         start = time.perf_counter()
         for round_index in range(config.num_steps):
             episodes = sampler.sample(params, tasks, batch, round_index)
             learner.prepare(episodes)
-            interactions += episodes.interactions()
+            per_task += episodes.lengths.sum(1).numpy()
             if round_index == 0:
                 row = {"batch": batch + 1, "task_ids": [t.id for t in tasks],
                        **episode_statistics(episodes, "train")}
             params = fresh_leaves(learner.adapt([episodes], first_order=True, params=params))
-        row.update(interactions=interactions, time_total=time.perf_counter() - start)
+        row.update(interactions=int(per_task.sum()), task_interactions=per_task.tolist(),
+                   time_total=time.perf_counter() - start)
         metrics.append(row)
+        batches_done = batch + 1
         if progress is not None:
             progress(batch + 1, row)
         if (batch + 1) % plot_interval == 0 or batch + 1 == num_batches:
-            checkpoint(batch + 1)
+            if checkpoint(batch + 1):
+                break
     for k, task in enumerate(tasks):
         save_policy(folder / "policies" / f"task_{task.id}.th", policy,
-                    {"task_id": task.id, "task_factors": list(task.factors), "batches": num_batches,
-                     "interactions": interactions}, state=task_slice(params, k))
+                    {"task_id": task.id, "task_factors": list(task.factors), "batches": batches_done,
+                     "interactions": int(per_task[k])}, state=task_slice(params, k))
     return points

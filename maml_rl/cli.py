@@ -11,10 +11,11 @@ from maml_rl.checkpoint import PolicyLoadError
 from maml_rl.config import ConfigError
 from maml_rl.envs.lattice import LatticeError
 from maml_rl.envs.tasks import TaskFileError
+from maml_rl.ppo_baseline import ModelFileError
 from maml_rl.runio import RunFolderError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, TaskFileError, PolicyLoadError, RunFolderError,
-                                                LatticeError)
+                                                LatticeError, ModelFileError)
 
 
 def positive_int(text: str) -> int:

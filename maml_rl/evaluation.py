@@ -7,6 +7,7 @@ actions; the helpers here run B episodes of one task at once on the batched envi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
@@ -81,9 +82,14 @@ class Evaluation:
         return out
 
 
+def _key(task: Task) -> int:
+    """Non-negative integer of a task id (ids of freshly sampled tasks may be negative)."""
+    return task.id % (1 << 32)
+
+
 def evaluation_kicks(task: Task, n_episodes: int, seed: int, plane: str = "horizontal") -> np.ndarray:
     """Initial corrector kicks of ``n_episodes`` evaluation episodes (fixed by seed and task id)."""
-    rng = np.random.default_rng([seed, task.id])
+    rng = np.random.default_rng([seed, _key(task)])
     return np.stack([sample_initial_kicks(rng, task.response(plane)) for _ in range(n_episodes)])
 
 
@@ -96,7 +102,7 @@ def run_controller(controller: Controller, task: Task, initial_kicks: np.ndarray
     """
     n = len(initial_kicks)
     env = BatchedAwakeSteering(dynamics)
-    noise_rng = np.random.default_rng([noise_seed, task.id, 1])
+    noise_rng = np.random.default_rng([noise_seed, _key(task), 1])
 
     def noise() -> np.ndarray | None:
         return noise_rng.standard_normal((n, 10)) if dynamics.noise_sigma > 0 else None
@@ -161,12 +167,19 @@ def evaluate(policy: Controller | None, task: Task, n_episodes: int = 200, seed:
     """
     dynamics = dynamics or SteeringDynamics()
     kicks = evaluation_kicks(task, n_episodes, seed, plane)
-
-    def run(controller: Controller) -> ControllerStats:
-        return run_controller(controller, task, kicks, dynamics, plane, noise_seed=seed)
-
+    policy_stats = None
+    if policy is not None:
+        policy_stats = run_controller(policy, task, kicks, dynamics, plane, noise_seed=seed)
     return Evaluation(
-        task=task, initial_kicks=kicks,
-        policy=run(policy) if policy is not None else None,
-        benchmark=run(benchmark_controller(task, plane, dynamics)) if references else None,
-        limit=run(limit_controller(task, plane, dynamics)) if references else None)
+        task=task, initial_kicks=kicks, policy=policy_stats,
+        benchmark=reference_stats("benchmark", task, n_episodes, seed, dynamics, plane) if references else None,
+        limit=reference_stats("limit", task, n_episodes, seed, dynamics, plane) if references else None)
+
+
+@lru_cache(maxsize=64)
+def reference_stats(name: str, task: Task, n_episodes: int, seed: int, dynamics: SteeringDynamics,
+                    plane: str) -> ControllerStats:
+    """The benchmark's or the limit controller's statistics (cached: they never change)."""
+    factory = {"benchmark": benchmark_controller, "limit": limit_controller}[name]
+    kicks = evaluation_kicks(task, n_episodes, seed, plane)
+    return run_controller(factory(task, plane, dynamics), task, kicks, dynamics, plane, noise_seed=seed)

@@ -94,3 +94,19 @@ def verification_figure(evaluations: Sequence[Evaluation], path: Path, title: st
     suffix = f" - total environment interactions: {interactions:,}" if interactions is not None else ""
     fig.suptitle(title + suffix)
     return save_figure(fig, path)
+
+
+def format_table(evaluations: Sequence[Evaluation]) -> str:
+    """Per task: success rate, mean length and mean return of policy, benchmark and limit."""
+    names = ("policy", "benchmark", "limit")
+    header = "task | " + " | ".join(f"{name + ': success':>18} {'length':>7} {'return':>8}" for name in names) \
+        + " | ratio"
+    lines = [header, "-" * len(header)]
+    for ev in evaluations:
+        cells = [f"{s.success_rate:>18.1%} {s.mean_length:7.2f} {s.mean_return:8.2f}"
+                 for s in (ev.policy, ev.benchmark, ev.limit)]
+        lines.append(f"{ev.task.id:>4} | " + " | ".join(cells) + f" | {ev.length_ratio():5.2f}")
+    ratios = [ev.length_ratio() for ev in evaluations]
+    lines.append(f"episode length / benchmark: mean over tasks {sum(ratios) / len(ratios):.2f}, "
+                 f"worst {max(ratios):.2f}")
+    return "\n".join(lines)

@@ -152,3 +152,40 @@ def test_more_bad_input(tmp_path, tiny_config) -> None:
     (tmp_path / "empty" / "train").mkdir(parents=True)
     one_line_error(run("read_out_train.py", "--output-folder", str(tmp_path), "--experiment-name", "empty",
                        expect=2), "no metrics file")
+
+
+def test_ppo_train_test_and_errors(tmp_path) -> None:
+    model = tmp_path / "ppo" / "agent.zip"
+    out = run("ppo.py", "--train", "--task-id", "1", "--steps", "256", "--num-episodes", "5", "--no-progress",
+              "--output-file", str(model)).stdout
+    assert "benchmark" in out and "limit" in out
+    for path in (model, model.with_suffix(".json"), tmp_path / "ppo" / "agent_train_task1.png"):
+        assert path.stat().st_size > 0, path
+    assert json.loads(model.with_suffix(".json").read_text())["task"]["id"] == 1
+    out = run("ppo.py", "--test", "--task-id", "2", "--num-episodes", "5", "--output-file", str(model)).stdout
+    assert "trained on task 1, tested on task 2" in out
+    assert (tmp_path / "ppo" / "agent_test_task2.png").stat().st_size > 0
+    run("ppo.py", "--train", "--task-id", "-1", "--steps", "64", "--num-episodes", "3", "--no-progress",
+        "--output-file", str(tmp_path / "fresh.zip"))
+    assert json.loads((tmp_path / "fresh.json").read_text())["task"]["id"] == -1
+    one_line_error(run("ppo.py", "--test", "--output-file", str(tmp_path / "none.zip"), expect=2),
+                   "PPO model file not found")
+    one_line_error(run("ppo.py", "--test", "--task-id", "9", "--output-file", str(model), expect=2),
+                   "unknown task id(s) [9]")
+
+
+def test_comparison_on_tiny_budgets(tmp_path, trained) -> None:
+    policy = trained / "tiny" / "train" / "policy.th"
+    out = run("-m", "maml_rl.compare", "--policy", str(policy), "--task-ids", "0", "2", "--ppo-steps", "256",
+              "--ppo-eval-every", "128", "--maml-batches", "1", "--eval-episodes", "4", "--no-progress",
+              "--output-folder", str(tmp_path)).stdout
+    folder = tmp_path / "comparison" / "compare"
+    for name in ("comparison.png", "comparison.md", "comparison.json", "maml_meta/evaluations.jsonl",
+                 "maml_random/evaluations.jsonl"):
+        assert (folder / name).stat().st_size > 0, name
+    table = (folder / "comparison.md").read_text()
+    assert "PPO from scratch" in table and "| 0 |" in table and "| 2 |" in table
+    assert table in out
+    curves = json.loads((folder / "comparison.json").read_text())["curves"]
+    assert set(curves) == {"ppo", "maml_random", "maml_meta"}
+    assert curves["maml_meta"]["0"]["interactions"][0] == 0  # evaluated before any adaptation

@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Single-task PPO baseline (stable-baselines3) on one AWAKE optics.
+
+    python ppo.py --train                       # task 0, 50,000 steps -> awake/ppo/ppo_model.zip
+    python ppo.py --train --task-id 3 --steps 20000 --seed 2 --output-file awake/ppo/task3.zip
+    python ppo.py --train --task-id -1          # a freshly sampled task (drawn with --seed)
+    python ppo.py --test --task-id 2            # how the saved agent does on another optics
+
+Both write the verification figure next to the model and print the success-rate /
+episode-length table against the benchmark and the limit controller.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from maml_rl.cli import non_negative_int, positive_int, run_main
+from maml_rl.config import load_config
+from maml_rl.envs.tasks import DEFAULT_TASK_FILE, Task, TaskFileError, load_evaluation_tasks, sample_tasks, select_tasks
+from maml_rl.evaluation import evaluate
+from maml_rl.plotting import enable_show, show_all
+from maml_rl.training import environment_of
+from maml_rl.ppo_baseline import ModelFileError, load_model, ppo_controller, save_model, train_ppo
+from maml_rl.verification import format_table, verification_figure
+
+DEFAULT_MODEL = Path("awake/ppo/ppo_model.zip")
+
+
+def resolve_task(task_id: int, tasks_file: Path, seed: int) -> Task:
+    """An evaluation task, or (-1) a task freshly drawn from the distribution with ``seed``."""
+    if task_id == -1:
+        return sample_tasks(np.random.default_rng([seed, 0x990]), 1, first_id=-1)[0]
+    if task_id < -1:
+        raise TaskFileError(f"task id must be an evaluation task id or -1, got {task_id}")
+    return select_tasks(load_evaluation_tasks(tasks_file), [task_id])[0]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--train", action="store_true", help="train on --task-id, then evaluate there")
+    mode.add_argument("--test", action="store_true", help="evaluate the saved model on --task-id")
+    parser.add_argument("--task-id", type=int, default=0, help="evaluation task id, or -1 for a fresh task")
+    parser.add_argument("--steps", type=positive_int, default=50_000, help="training steps (default: 50,000)")
+    parser.add_argument("--seed", type=non_negative_int, default=1)
+    parser.add_argument("--output-file", type=Path, default=DEFAULT_MODEL, help=f"model file (default: {DEFAULT_MODEL})")
+    parser.add_argument("--config", type=Path, default=Path("configs/awake_evaluation.yaml"),
+                        help="environment options (env-kwargs), as for MAML")
+    parser.add_argument("--tasks-file", type=Path, default=DEFAULT_TASK_FILE)
+    parser.add_argument("--num-episodes", type=positive_int, default=200, help="evaluation episodes (default: 200)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--show", action="store_true", help="also open the figure in a window")
+    args = parser.parse_args(argv)
+    if args.show:
+        enable_show()
+    torch.set_num_threads(1)
+    config = load_config(args.config)
+    task = resolve_task(args.task_id, args.tasks_file, args.seed)
+    if args.train:
+        if args.output_file.suffix != ".zip":
+            raise ModelFileError(f"--output-file must end in .zip, got {args.output_file}")
+        model = train_ppo(config, task, args.steps, args.seed, progress=not args.no_progress)
+        save_model(model, args.output_file, {"task": task.as_dict(), "steps": args.steps, "seed": args.seed,
+                                             "env_kwargs": config.env_kwargs})
+        print(f"model: {args.output_file}")
+        label = f"PPO trained {args.steps:,} steps on task {task.id}"
+        figure = args.output_file.with_name(f"{args.output_file.stem}_train_task{task.id}.png")
+    else:
+        model, info = load_model(args.output_file)
+        trained_on = info.get("task", {}).get("id", "?")
+        label = f"PPO trained on task {trained_on}, tested on task {task.id}"
+        figure = args.output_file.with_name(f"{args.output_file.stem}_test_task{task.id}.png")
+    env = environment_of(config)
+    result = evaluate(ppo_controller(model), task, args.num_episodes, args.seed, env.dynamics, env.plane)
+    print(label)
+    print(format_table([result]))
+    verification_figure([result], figure, label, threshold=env.dynamics.threshold)
+    print(f"figure: {figure}")
+    show_all()
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
