@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--task-id", type=int, default=0, help="evaluation task id, or -1 for a fresh task")
     parser.add_argument("--steps", type=positive_int, default=50_000, help="training steps (default: 50,000)")
     parser.add_argument("--seed", type=non_negative_int, default=1)
-    parser.add_argument("--output-file", type=Path, default=DEFAULT_MODEL, help=f"model file (default: {DEFAULT_MODEL})")
+    parser.add_argument("--output-file", type=Path, default=DEFAULT_MODEL,
+                        help=f"model file (default: {DEFAULT_MODEL})")
     parser.add_argument("--config", type=Path, default=Path("configs/awake_evaluation.yaml"),
                         help="environment options (env-kwargs), as for MAML")
     parser.add_argument("--tasks-file", type=Path, default=DEFAULT_TASK_FILE)

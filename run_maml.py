@@ -19,7 +19,6 @@ from typing import Sequence
 
 from maml_rl import load_policy
 from maml_rl.adaptation import policy_controller
-from maml_rl.checkpoint import PolicyLoadError
 from maml_rl.cli import add_run_arguments, positive_int, run_main
 from maml_rl.config import load_config
 from maml_rl.envs.tasks import DEFAULT_TASK_FILE, load_evaluation_tasks, select_tasks

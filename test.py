@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=Path("configs/awake_evaluation.yaml"),
                         help="adaptation config (default: configs/awake_evaluation.yaml)")
     parser.add_argument("--use-meta-policy", action="store_true", help="start from the meta-policy (else random)")
-    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help=f"meta-policy file (default: {DEFAULT_POLICY})")
+    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY,
+                        help=f"meta-policy file (default: {DEFAULT_POLICY})")
     parser.add_argument("--task-ids", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="evaluation tasks")
     parser.add_argument("--tasks-file", type=Path, default=DEFAULT_TASK_FILE, help="evaluation-task file")
     parser.add_argument("--num-batches", type=positive_int, default=20, help="adaptation batches (default: 20)")

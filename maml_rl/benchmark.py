@@ -94,13 +94,17 @@ def bench_meta(config_path: Path, batches: int | None, repeats: int, seed: int, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maml_rl.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("what", nargs="*", default=["optics", "meta"], choices=["optics", "meta"])
+    parser.add_argument("what", nargs="*", help="optics and/or meta (default: both)")
     parser.add_argument("--repeats", type=int, default=None, help="runs (default: 7 for optics, 1 for meta)")
     parser.add_argument("--config", type=Path, default=Path("configs/awake.yaml"))
     parser.add_argument("--batches", type=int, default=None, help="meta-batches (default: the config's)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, as train.py)")
     args = parser.parse_args(argv)
+    args.what = args.what or ["optics", "meta"]
+    unknown = set(args.what) - {"optics", "meta"}
+    if unknown:
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose optics and/or meta")
     print(f"machine: {machine()}")
     if "optics" in args.what:
         bench_optics(repeats=args.repeats or 7)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from maml_rl import load_policy
-from maml_rl.adaptation import EvaluationPoint, adapt, policy_controller
+from maml_rl.adaptation import EvaluationPoint, adapt
 from maml_rl.cli import add_run_arguments, positive_int, run_main
 from maml_rl.config import Config, load_config
 from maml_rl.envs.tasks import DEFAULT_TASK_FILE, Task, load_evaluation_tasks, select_tasks

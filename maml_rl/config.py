@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_origin, get_type_hints
 
-import yaml
-
 from maml_rl.envs import ENV_ID
+from maml_rl.utils.yaml_files import load_yaml
 
 
 class ConfigError(ValueError):
@@ -140,17 +139,7 @@ def config_from_dict(raw: Any, where: str = "<config>") -> Config:
 def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config file."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config path is a directory: {path}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{at}") from None
-    return config_from_dict(raw, str(path))
+    return config_from_dict(load_yaml(path, ConfigError, "config file"), str(path))
 
 
 def describe() -> str:

@@ -24,6 +24,7 @@ from maml_rl.policies import NormalMLPPolicy
 from maml_rl.runio import MetricsLog, RunFolderError, prepare_new_run, read_metrics, run_folder, write_yaml
 from maml_rl.samplers import Sampler, SamplerSpec, make_sampler
 from maml_rl.seeding import task_rng
+from maml_rl.utils.yaml_files import load_yaml
 
 DEFAULT_OUTPUT = "awake"
 DEFAULT_EXPERIMENT = "maml"
@@ -145,12 +146,8 @@ def train(options: TrainOptions) -> Path:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise RunFolderError(f"missing {path}") from None
+    """The resolved configuration a run folder stores."""
+    data = load_yaml(path, RunFolderError, "run configuration")
     if not isinstance(data, dict) or "config" not in data or "seed" not in data:
         raise RunFolderError(f"{path} is not a resolved run configuration")
     return data

@@ -48,7 +48,7 @@ def test_returns_and_gae_equal_per_episode_loops(gamma: float, lam: float) -> No
         for e in range(b):
             n = int(data["lengths"][i, e])
             r = data["rewards"][i, :n, e].double().numpy()
-            expected_returns = [sum(gamma ** l * r[s + l] for l in range(n - s)) for s in range(n)]
+            expected_returns = [sum(gamma ** k * r[s + k] for k in range(n - s)) for s in range(n)]
             np.testing.assert_allclose(returns[i, :n, e].numpy(), expected_returns, rtol=1e-5, atol=1e-5)
             expected = reference_gae(r, data["values"][i, :n, e].double().numpy(), float(data["last_values"][i, e]),
                                      bool(data["terminated"][i, e]), gamma, lam)

@@ -133,7 +133,7 @@ def test_kl_hessian_vector_product_matches_finite_differences(data, first_order:
     vector_to_parameters(theta.clone(), params)
     generic = learner.hessian_vector_product(learner.surrogate(train, valid).kl, damping=0.0)(vector)
     torch.testing.assert_close(generic, numeric, rtol=1e-5, atol=1e-7)
-    used = learner.kl_hessian_product(train, valid, learner.surrogate(train, valid))(vector)
+    used = learner.kl_hessian_product(valid, learner.surrogate(train, valid))(vector)
     torch.testing.assert_close(used, numeric, rtol=1e-5, atol=1e-7)  # closed-form Fisher for first order
 
 

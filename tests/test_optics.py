@@ -143,7 +143,8 @@ def test_uncoupled_response_equals_twiss_formula(madx_reference: dict) -> None:
     kick = [idx[k] for k in model.kickers]
     for plane, r in (("x", rh[0]), ("y", rv[0])):
         beta, mu = table[f"bet{plane}"], table[f"mu{plane}"]
-        formula = 0.5 * np.sqrt(np.outer(beta[mon], beta[kick])) * np.sin(2 * np.pi * np.subtract.outer(mu[mon], mu[kick]))
+        phase = 2 * np.pi * np.subtract.outer(mu[mon], mu[kick])
+        formula = 0.5 * np.sqrt(np.outer(beta[mon], beta[kick])) * np.sin(phase)
         np.testing.assert_allclose(r, formula * model.downstream, atol=1e-11)
 
 

@@ -74,7 +74,7 @@ def _training_curve(sampler_factory, batches: int = 2) -> list[dict]:
 def test_training_curve_is_independent_of_the_number_of_workers() -> None:
     reference = _training_curve(lambda spec, policy: VectorizedSampler(spec, policy))
     for workers in (1, 2):
-        curve = _training_curve(lambda spec, policy: MultiprocessingSampler(spec, num_workers=workers))
+        curve = _training_curve(lambda spec, policy, n=workers: MultiprocessingSampler(spec, num_workers=n))
         for a, b in zip(reference, curve):
             for key in ("train_return", "valid_return", "valid_length", "loss_after", "kl_after", "interactions"):
                 assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), key

@@ -89,9 +89,12 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, trained, tiny_config)
     resumed = [json.loads(x) for x in (tmp_path / "tiny" / "train" / "metrics.jsonl").read_text().splitlines()]
     assert len(resumed) == len(full) == 3
     for a, b in zip(full, resumed):
-        assert {k: v for k, v in a.items() if k not in TIMING_KEYS} == {k: v for k, v in b.items() if k not in TIMING_KEYS}
-    for name, value in torch.load(trained / "tiny" / "train" / "policy.th", weights_only=True)["state_dict"].items():
-        assert torch.equal(value, torch.load(tmp_path / "tiny" / "train" / "policy.th", weights_only=True)["state_dict"][name])
+        assert {k: v for k, v in a.items() if k not in TIMING_KEYS} == \
+            {k: v for k, v in b.items() if k not in TIMING_KEYS}
+    uninterrupted = torch.load(trained / "tiny" / "train" / "policy.th", weights_only=True)["state_dict"]
+    continued = torch.load(tmp_path / "tiny" / "train" / "policy.th", weights_only=True)["state_dict"]
+    for name, value in uninterrupted.items():
+        assert torch.equal(value, continued[name])
 
 
 def test_adaptation_evaluation_and_plots(tmp_path, trained, tiny_config) -> None:
@@ -189,3 +192,24 @@ def test_comparison_on_tiny_budgets(tmp_path, trained) -> None:
     curves = json.loads((folder / "comparison.json").read_text())["curves"]
     assert set(curves) == {"ppo", "maml_random", "maml_meta"}
     assert curves["maml_meta"]["0"]["interactions"][0] == 0  # evaluated before any adaptation
+
+
+def test_read_out_follow_refreshes_until_interrupted(trained) -> None:
+    import signal
+    import time
+
+    figure = trained / "follow.png"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    process = subprocess.Popen([sys.executable, "read_out_train.py", "--output-folder", str(trained),
+                                "--experiment-name", "tiny", "--follow", "--interval", "0.2", "--output", str(figure)],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not figure.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first = figure.stat().st_mtime_ns
+    while figure.stat().st_mtime_ns == first and time.monotonic() < deadline:
+        time.sleep(0.2)  # redrawn at least once
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert figure.stat().st_mtime_ns > first and "stopped following" in out

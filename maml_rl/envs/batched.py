@@ -7,24 +7,11 @@ reward and no flags, so a sampler can keep stepping the whole batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 
-from maml_rl.envs.dynamics import SteeringDynamics, rms
-
-
-@dataclass
-class BatchStep:
-    """Per-episode outcome of one batched step (arrays of length B or (B, 10))."""
-
-    obs: np.ndarray
-    reward: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    success: np.ndarray
-    beam_lost: np.ndarray
-    active: np.ndarray  # episodes that took this step
+from maml_rl.envs.dynamics import SteeringDynamics, StepResult, rms
 
 
 class BatchedAwakeSteering:
@@ -76,7 +63,7 @@ class BatchedAwakeSteering:
         self._rms = rms(obs)
         return obs.astype(np.float32)
 
-    def step(self, actions: np.ndarray, noise: np.ndarray | None = None) -> BatchStep:
+    def step(self, actions: np.ndarray, noise: np.ndarray | None = None) -> StepResult:
         """Advance every unfinished episode by one step with its row of ``actions``."""
         active = ~self.done
         result = self.dynamics.step(self.response, self.theta, actions, self.steps, self._rms, noise)
@@ -87,7 +74,7 @@ class BatchedAwakeSteering:
         terminated = result.terminated & active
         truncated = result.truncated & active
         self.done = self.done | terminated | truncated
-        return BatchStep(obs=result.obs.astype(np.float32), reward=np.where(active, result.reward, 0.0),
-                         terminated=terminated, truncated=truncated, success=result.success & active,
-                         beam_lost=result.beam_lost & active, active=active)
+        return replace(result, theta=self.theta, obs=result.obs.astype(np.float32),
+                       reward=np.where(active, result.reward, 0.0), terminated=terminated, truncated=truncated,
+                       success=result.success & active, beam_lost=result.beam_lost & active, active=active)
 

@@ -70,6 +70,7 @@ class StepResult:
     success: np.ndarray
     beam_lost: np.ndarray
     rms: np.ndarray
+    active: np.ndarray | None = None  # batched environment: episodes that took this step
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from maml_rl.utils.yaml_files import load_yaml
 
 DEFAULT_LATTICE = Path(__file__).resolve().parent / "data" / "tt43.yaml"
 
@@ -155,12 +155,7 @@ def load_lattice(path: str | Path | None = None) -> Lattice:
     """
     path = Path(path) if path is not None else DEFAULT_LATTICE
     where = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise LatticeError(f"lattice file not found: {where}") from None
-    except yaml.YAMLError as exc:
-        raise LatticeError(f"{where}: not valid YAML ({exc.__class__.__name__})") from None
+    raw = load_yaml(path, LatticeError, "lattice file")
     if not isinstance(raw, dict):
         raise LatticeError(f"{where}: expected a mapping at top level")
     scale_spec = raw.get("length_scale", {"numerator": 1.0, "denominator": 1.0})

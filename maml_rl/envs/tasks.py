@@ -24,6 +24,7 @@ import yaml
 
 from maml_rl.envs.dynamics import PLANES, RESET_KICK, admissible_initial_states
 from maml_rl.envs.response import QUAD_VARIABLES, response_matrices, validate_factors
+from maml_rl.utils.yaml_files import load_yaml
 
 FACTOR_LOW, FACTOR_HIGH = 0.75, 1.25
 MAX_RESPONSE_ENTRY = 20.0
@@ -186,12 +187,7 @@ def load_evaluation_tasks(path: str | Path | None = None) -> list[Task]:
         wrong number of factors, non-finite or non-positive factors.
     """
     path = Path(path) if path is not None else DEFAULT_TASK_FILE
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise TaskFileError(f"evaluation-task file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise TaskFileError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    raw = load_yaml(path, TaskFileError, "evaluation-task file")
     entries = raw.get("tasks") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
         raise TaskFileError(f"{path}: expected a non-empty list under 'tasks'")

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -44,9 +46,6 @@ from maml_rl.policies.normal_mlp import NormalMLPPolicy
 from maml_rl.samplers.base import Sampler
 from maml_rl.utils.optimization import conjugate_gradient
 from maml_rl.utils.torch_utils import flat, fresh_leaves, masked_mean, stack_params
-
-StackedParams = "OrderedDict[str, torch.Tensor]"
-
 
 def _detached(dist: Independent) -> Independent:
     base = dist.base_dist
@@ -136,23 +135,33 @@ class MAMLTRPO:
 
     def sample(self, sampler: Sampler, tasks: Sequence[Task], batch_index: int,
                timings: dict[str, float] | None = None) -> tuple[list[EpisodeBatch], EpisodeBatch]:
-        """Sample the training rounds (adapting between them) and the validation round."""
-        timings = timings if timings is not None else {}
+        """Sample the training rounds (adapting between them) and the validation round.
+
+        ``timings`` accumulates the seconds spent in "sampling" and "adaptation" (baseline
+        fits, advantages and inner steps).
+        """
+        timings = {} if timings is None else timings
+
+        @contextmanager
+        def timed(phase: str) -> Iterator[None]:
+            start = time.perf_counter()
+            yield
+            timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - start
+
         params = fresh_leaves(stack_params(self.policy.meta_parameters(), len(tasks)))
         train: list[EpisodeBatch] = []
-        for round_index in range(self.num_steps + 1):
-            start = time.perf_counter()
-            episodes = sampler.sample(params, tasks, batch_index, round_index)
-            timings["sampling"] = timings.get("sampling", 0.0) + time.perf_counter() - start
-            start = time.perf_counter()
-            self.prepare(episodes)
-            if round_index == self.num_steps:
-                timings["adaptation"] = timings.get("adaptation", 0.0) + time.perf_counter() - start
-                return train, episodes
+        for round_index in range(self.num_steps):
+            with timed("sampling"):
+                episodes = sampler.sample(params, tasks, batch_index, round_index)
+            with timed("adaptation"):
+                self.prepare(episodes)
+                params = fresh_leaves(self.adapt([episodes], first_order=True, params=params))
             train.append(episodes)
-            params = fresh_leaves(self.adapt([episodes], first_order=True, params=params))
-            timings["adaptation"] = timings.get("adaptation", 0.0) + time.perf_counter() - start
-        raise AssertionError("unreachable")
+        with timed("sampling"):
+            valid = sampler.sample(params, tasks, batch_index, self.num_steps)
+        with timed("adaptation"):
+            self.prepare(valid)
+        return train, valid
 
     # ------------------------------------------------------------------ outer loop
     def surrogate(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch,
@@ -187,8 +196,7 @@ class MAMLTRPO:
 
         return product
 
-    def kl_hessian_product(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch,
-                           current: Surrogate) -> Callable[[torch.Tensor], torch.Tensor]:
+    def kl_hessian_product(self, valid: EpisodeBatch, current: Surrogate) -> Callable[[torch.Tensor], torch.Tensor]:
         """v -> H v + damping v, H the Hessian of the mean KL at the current meta-parameters.
 
         First-order MAML: the adapted parameters move exactly like the meta-parameters, so H is
@@ -209,7 +217,7 @@ class MAMLTRPO:
         current = self.surrogate(train_batches, valid)
         old_loss = current.loss.item()
         grad = flat(torch.autograd.grad(current.loss, params, retain_graph=not self.first_order))
-        hvp = self.kl_hessian_product(train_batches, valid, current)
+        hvp = self.kl_hessian_product(valid, current)
         direction, cg_iterations = conjugate_gradient(hvp, grad, self.cg_iters)
         shs = 0.5 * float(torch.dot(direction, hvp(direction)))
         log: dict[str, Any] = {"loss_before": old_loss, "kl_before": current.kl.item(),
