@@ -62,15 +62,6 @@ def test_config_errors_name_the_key_and_the_file(tmp_path, changes, message) -> 
     assert message in str(info.value) and str(path) in str(info.value)
 
 
-def test_missing_and_malformed_config_files(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="config file not found"):
-        load_config(tmp_path / "none.yaml")
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("gamma: [1.0\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(bad)
-
-
 def test_policy_file_round_trip_and_public_loader(tmp_path) -> None:
     torch.manual_seed(0)
     policy = NormalMLPPolicy(10, 10, hidden_sizes=(16, 16))
