@@ -55,10 +55,11 @@ def bench_meta(config_path: Path, batches: int | None, repeats: int, seed: int, 
     from maml_rl.config import load_config
     from maml_rl.metalearners import meta_update
     from maml_rl.samplers import VectorizedSampler
-    from maml_rl.training import batch_tasks, make_learner, make_policy, make_spec
+    from maml_rl.training import batch_tasks, environment_of, make_learner, make_policy, make_spec
 
     torch.set_num_threads(threads)
     config = load_config(config_path)
+    env = environment_of(config)
     batches = batches or config.num_batches
     totals, medians = [], []
     phases = ("time_sampling", "time_adaptation", "time_trpo")
@@ -70,7 +71,7 @@ def bench_meta(config_path: Path, batches: int | None, repeats: int, seed: int, 
         start = time.perf_counter()
         for batch in range(batches):
             begin = time.perf_counter()
-            row = meta_update(learner, sampler, batch_tasks(config, seed, batch), batch)
+            row = meta_update(learner, sampler, batch_tasks(config, env, seed, batch), batch)
             row["time_batch"] = time.perf_counter() - begin
             rows.append(row)
         total = time.perf_counter() - start

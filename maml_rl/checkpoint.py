@@ -1,7 +1,9 @@
 """Policy files and resumable training state.
 
 A policy file (``.th``) is a torch file holding a dict with ``format``, ``policy_config``
-(constructor arguments of ``NormalMLPPolicy``), ``state_dict`` and free-form ``metadata``.
+(constructor arguments of ``NormalMLPPolicy``), ``state_dict``, free-form ``metadata`` and,
+for a training run's latest policy, ``rng`` (no optimiser state exists in TRPO, so that
+file is the whole training state).
 Files are loaded with ``weights_only=True`` (no arbitrary code) and written atomically.
 """
 
@@ -34,12 +36,18 @@ def _torch_bytes(obj: Any) -> bytes:
 
 
 def save_policy(path: str | Path, policy: NormalMLPPolicy, metadata: dict[str, Any] | None = None,
-                state: dict[str, torch.Tensor] | None = None) -> None:
-    """Write a policy file (``state`` overrides the module's own parameters, e.g. adapted ones)."""
+                state: dict[str, torch.Tensor] | None = None, rng: bool = False) -> None:
+    """Write a policy file.
+
+    ``state`` overrides the module's own parameters (e.g. adapted ones); ``rng=True`` also
+    stores all global RNG states, which makes the file a resumable training state.
+    """
     state_dict = {k: v.detach().clone().contiguous() for k, v in (state or policy.state_dict()).items()}
-    atomic_write_bytes(Path(path), _torch_bytes({
-        "format": POLICY_FORMAT, "policy_config": policy.config(), "state_dict": state_dict,
-        "metadata": metadata or {}}))
+    data = {"format": POLICY_FORMAT, "policy_config": policy.config(), "state_dict": state_dict,
+            "metadata": metadata or {}}
+    if rng:
+        data["rng"] = rng_state()
+    atomic_write_bytes(Path(path), _torch_bytes(data))
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -75,11 +83,6 @@ def load_policy(path: str | Path) -> NormalMLPPolicy:
     return policy.eval()
 
 
-def policy_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata stored with a policy."""
-    return dict(_read(Path(path)).get("metadata", {}))
-
-
 # ------------------------------------------------------------------------------ training state
 
 def rng_state() -> dict[str, Any]:
@@ -101,14 +104,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
 
 
-def save_training_state(path: Path, policy: NormalMLPPolicy, batch: int, extra: dict[str, Any]) -> None:
-    """Everything needed to continue a run after ``batch`` (no optimiser state exists in TRPO)."""
-    atomic_write_bytes(path, _torch_bytes({
-        "format": POLICY_FORMAT, "policy_config": policy.config(), "state_dict": policy.state_dict(),
-        "metadata": {"batch": batch, **extra}, "rng": rng_state()}))
-
-
 def load_training_state(path: Path) -> dict[str, Any]:
+    """A policy file saved with ``rng=True`` and a ``batch`` in its metadata (see ``save_policy``)."""
     data = _read(path)
     if "rng" not in data or "batch" not in data.get("metadata", {}):
         raise PolicyLoadError(f"{path} holds no training state")

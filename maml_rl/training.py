@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from maml_rl.checkpoint import load_training_state, save_policy, save_training_state, set_rng_state
+from maml_rl.checkpoint import load_training_state, save_policy, set_rng_state
 from maml_rl.config import Config, ConfigError, config_from_dict, load_config
 from maml_rl.envs.awake import AwakeSteering
 from maml_rl.envs.tasks import sample_tasks
@@ -28,7 +28,7 @@ from maml_rl.utils.yaml_files import load_yaml
 
 DEFAULT_OUTPUT = "awake"
 DEFAULT_EXPERIMENT = "maml"
-STATE_FILE, POLICY_FILE, METRICS_FILE, CONFIG_FILE = "state.th", "policy.th", "metrics.jsonl", "config.yaml"
+POLICY_FILE, METRICS_FILE, CONFIG_FILE = "policy.th", "metrics.jsonl", "config.yaml"
 
 
 @dataclass
@@ -74,9 +74,9 @@ def make_spec(config: Config, policy: NormalMLPPolicy, seed: int) -> SamplerSpec
                        seed=seed, policy_config=policy.config())
 
 
-def batch_tasks(config: Config, seed: int, batch: int) -> list:
-    """The tasks of meta-batch ``batch`` (a function of seed and batch only)."""
-    env = environment_of(config)
+def batch_tasks(config: Config, env: AwakeSteering, seed: int, batch: int) -> list:
+    """The tasks of meta-batch ``batch`` (a function of seed and batch only; ``env`` gives the
+    plane and which variables vary)."""
     return sample_tasks(task_rng(seed, batch), config.meta_batch_size, env.num_random_quads,
                         first_id=batch * config.meta_batch_size, plane=env.plane)
 
@@ -103,13 +103,13 @@ def train(options: TrainOptions) -> Path:
     torch.set_num_threads(options.threads)
     folder = run_folder(options.output_folder, options.experiment_name, "train")
     if options.resume:
-        if not (folder / STATE_FILE).is_file():
-            raise RunFolderError(f"nothing to resume: no {STATE_FILE} in {folder}")
+        if not (folder / POLICY_FILE).is_file():
+            raise RunFolderError(f"nothing to resume: no {POLICY_FILE} in {folder}")
         stored = read_yaml(folder / CONFIG_FILE)
         config = config_from_dict(stored["config"], str(folder / CONFIG_FILE))
         options.seed = int(stored["seed"])
         num_batches = options.num_batches or config.num_batches
-        state = load_training_state(folder / STATE_FILE)
+        state = load_training_state(folder / POLICY_FILE)
         start = int(state["metadata"]["batch"]) + 1
         rows = [r for r in read_metrics(folder / METRICS_FILE) if r["batch"] < start]
     else:
@@ -126,17 +126,17 @@ def train(options: TrainOptions) -> Path:
     metrics = MetricsLog(folder / METRICS_FILE, rows)
     sampler: Sampler = make_sampler(options.sampler, make_spec(config, policy, options.seed),
                                     options.num_workers, policy)
+    env = environment_of(config)
     run_start = time.perf_counter()
     try:
         bar = tqdm(range(start, num_batches), initial=start, total=num_batches, desc="meta-training",
                    unit="batch", disable=not options.progress, dynamic_ncols=True)
         for batch in bar:
-            row = meta_update(learner, sampler, batch_tasks(config, options.seed, batch), batch)
+            row = meta_update(learner, sampler, batch_tasks(config, env, options.seed, batch), batch)
             row["wall_time"] = time.perf_counter() - run_start
             metrics.append(row)
             meta = {"batch": batch, "seed": options.seed, "experiment": options.experiment_name}
-            save_training_state(folder / STATE_FILE, policy, batch, {"seed": options.seed})
-            save_policy(folder / POLICY_FILE, policy, meta)
+            save_policy(folder / POLICY_FILE, policy, meta, rng=True)  # latest policy = training state
             if (batch + 1) % options.save_progress_interval == 0 or batch + 1 == num_batches:
                 save_policy(folder / "checkpoints" / f"policy_batch_{batch + 1:05d}.th", policy, meta)
             bar.set_postfix(_postfix(row), refresh=False)

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from maml_rl import PolicyLoadError, load_policy, save_policy
-from maml_rl.checkpoint import load_training_state, rng_state, save_training_state, set_rng_state
+from maml_rl.checkpoint import load_training_state, rng_state, set_rng_state
 from maml_rl.config import ConfigError, load_config
 from maml_rl.policies import NormalMLPPolicy
 from maml_rl.runio import MetricsLog, RunFolderError, prepare_new_run, read_metrics, run_folder
@@ -100,7 +100,7 @@ def test_training_state_restores_every_rng(tmp_path) -> None:
 
     policy = NormalMLPPolicy(10, 10, hidden_sizes=(8,))
     torch.manual_seed(5), np.random.seed(5), random.seed(5)
-    save_training_state(tmp_path / "state.th", policy, 7, {"seed": 5})
+    save_policy(tmp_path / "state.th", policy, {"batch": 7, "seed": 5}, rng=True)
     expected = (torch.rand(3), np.random.rand(3), random.random())
     torch.manual_seed(0), np.random.seed(0), random.seed(0)
     state = load_training_state(tmp_path / "state.th")

@@ -54,7 +54,7 @@ def trained(tmp_path_factory, tiny_config) -> Path:
 
 def test_train_writes_a_complete_run_folder(trained) -> None:
     folder = trained / "tiny" / "train"
-    for name in ("config.yaml", "metrics.jsonl", "policy.th", "state.th", "checkpoints/policy_batch_00002.th",
+    for name in ("config.yaml", "metrics.jsonl", "policy.th", "checkpoints/policy_batch_00002.th",
                  "checkpoints/policy_batch_00003.th"):
         assert (folder / name).stat().st_size > 0, name
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
@@ -62,6 +62,9 @@ def test_train_writes_a_complete_run_folder(trained) -> None:
     for key in ("train_return", "valid_return", "valid_success", "loss_before", "loss_after", "kl_after",
                 "ls_accepted", "ls_step", "interactions", "time_sampling", "time_adaptation", "time_trpo"):
         assert key in rows[0], key
+    from maml_rl.checkpoint import load_training_state
+
+    assert load_training_state(folder / "policy.th")["metadata"]["batch"] == 2  # resumable
     resolved = yaml.safe_load((folder / "config.yaml").read_text())
     assert resolved["seed"] == 1 and resolved["config"]["num-batches"] == 3
 
