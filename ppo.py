@@ -7,7 +7,10 @@
     python ppo.py --test --task-id 2            # how the saved agent does on another optics
 
 Both write the verification figure next to the model and print the success-rate /
-episode-length table against the benchmark and the limit controller.
+episode-length table against the benchmark and the limit controller. ``--train`` refuses to
+replace an existing model file unless ``--overwrite`` is given. The model file holds the
+policy weights and a JSON of its settings (see ``maml_rl.ppo_model_file``); it is read
+without unpickling, so stable-baselines3 archives written by ``model.save`` are refused.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from maml_rl.envs.tasks import DEFAULT_TASK_FILE, Task, TaskFileError, load_eval
 from maml_rl.evaluation import evaluate
 from maml_rl.plotting import enable_show, show_all
 from maml_rl.training import environment_of
-from maml_rl.ppo_baseline import ModelFileError, load_model, ppo_controller, save_model, train_ppo
+from maml_rl.ppo_baseline import PPOSettings, ppo_controller, train_ppo
+from maml_rl.ppo_model_file import check_output_path, load_model, save_model
 from maml_rl.verification import format_table, verification_figure
 
 DEFAULT_MODEL = Path("awake/ppo/ppo_model.zip")
@@ -54,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="environment options (env-kwargs), as for MAML")
     parser.add_argument("--tasks-file", type=Path, default=DEFAULT_TASK_FILE)
     parser.add_argument("--num-episodes", type=positive_int, default=200, help="evaluation episodes (default: 200)")
+    parser.add_argument("--overwrite", action="store_true", help="with --train: replace an existing model file")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--show", action="store_true", help="also open the figure in a window")
     args = parser.parse_args(argv)
@@ -63,17 +68,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(args.config)
     task = resolve_task(args.task_id, args.tasks_file, args.seed)
     if args.train:
-        if args.output_file.suffix != ".zip":
-            raise ModelFileError(f"--output-file must end in .zip, got {args.output_file}")
-        model = train_ppo(config, task, args.steps, args.seed, progress=not args.no_progress)
-        save_model(model, args.output_file, {"task": task.as_dict(), "steps": args.steps, "seed": args.seed,
-                                             "env_kwargs": config.env_kwargs})
+        check_output_path(args.output_file, args.overwrite)  # before training, not after
+        settings = PPOSettings()
+        model = train_ppo(config, task, args.steps, args.seed, progress=not args.no_progress, settings=settings)
+        save_model(model, settings, args.output_file, {"task": task.as_dict(), "steps": args.steps,
+                                                       "trained_steps": int(model.num_timesteps),  # whole rollouts
+                                                       "seed": args.seed, "env_kwargs": config.env_kwargs})
         print(f"model: {args.output_file}")
-        label = f"PPO trained {args.steps:,} steps on task {task.id}"
+        label = f"PPO trained {model.num_timesteps:,} steps on task {task.id}"
         figure = args.output_file.with_name(f"{args.output_file.stem}_train_task{task.id}.png")
     else:
         model, info = load_model(args.output_file)
-        trained_on = info.get("task", {}).get("id", "?")
+        trained_on = info["task"].get("id", "?") if isinstance(info.get("task"), dict) else "?"
         label = f"PPO trained on task {trained_on}, tested on task {task.id}"
         figure = args.output_file.with_name(f"{args.output_file.stem}_test_task{task.id}.png")
     env = environment_of(config)
