@@ -50,13 +50,15 @@ class EvaluationPoint:
     """Evaluations of every task's policy after ``batch`` adaptation batches.
 
     ``interactions`` counts the environment steps of all tasks, ``task_interactions``
-    those of each task (the tasks adapt together but their episodes differ in length).
+    those of each task (the tasks adapt together but their episodes differ in length);
+    ``params`` are the task-stacked parameters that were evaluated (row k: task k).
     """
 
     batch: int
     interactions: int
     task_interactions: list[int]
     evaluations: list[Evaluation] = field(default_factory=list)
+    params: "OrderedDict[str, torch.Tensor] | None" = None
 
     def rows(self) -> list[dict[str, Any]]:
         out = []
@@ -81,11 +83,14 @@ def adapt(policy: NormalMLPPolicy, config: Config, tasks: Sequence[Task], sample
           folder: Path, num_episodes: int, plot_interval: int, seed: int,
           on_evaluation: Callable[[EvaluationPoint], None] | None = None,
           progress: Callable[[int, dict[str, Any]], None] | None = None,
-          should_stop: Callable[[EvaluationPoint], bool] | None = None) -> list[EvaluationPoint]:
+          should_stop: Callable[[EvaluationPoint], bool] | None = None,
+          evaluation_seed: Callable[[int], int] | None = None) -> list[EvaluationPoint]:
     """Adapt ``policy`` to every task for ``num_batches`` batches; evaluate every ``plot_interval``.
 
     Evaluation points: before adaptation (batch 0), every ``plot_interval`` batches and
-    after the last batch; ``should_stop(point)`` may end the adaptation early. Writes
+    after the last batch; ``should_stop(point)`` may end the adaptation early. The
+    evaluation states are drawn with ``seed``, or with ``evaluation_seed(batch)`` when given
+    (fresh states at every point). Writes
     ``metrics.jsonl`` (one row per batch),
     ``evaluations.jsonl`` (one row per task and evaluation point) and the adapted
     policies ``policies/task_<id>.th`` into ``folder``.
@@ -100,8 +105,10 @@ def adapt(policy: NormalMLPPolicy, config: Config, tasks: Sequence[Task], sample
     points: list[EvaluationPoint] = []
 
     def checkpoint(batch: int) -> bool:
+        states_seed = seed if evaluation_seed is None else evaluation_seed(batch)
         point = EvaluationPoint(batch, int(per_task.sum()), per_task.tolist(),
-                                evaluate_task_policies(policy, params, tasks, config, num_episodes, seed))
+                                evaluate_task_policies(policy, params, tasks, config, num_episodes, states_seed),
+                                OrderedDict((k, v.detach()) for k, v in params.items()))
         for row in point.rows():
             evaluations_log.append(row)
         points.append(point)

@@ -64,6 +64,21 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The free-form ``metadata`` of a policy file (read with ``weights_only=True``).
+
+    Raises
+    ------
+    PolicyLoadError
+        Missing, corrupt or foreign file, or metadata that is not a dict.
+    """
+    path = Path(path)
+    metadata = _read(path).get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise PolicyLoadError(f"{path}: metadata is not a dict")
+    return metadata
+
+
 def load_policy(path: str | Path) -> NormalMLPPolicy:
     """Load a policy file into a ``NormalMLPPolicy`` in eval mode.
 

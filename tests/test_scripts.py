@@ -184,10 +184,10 @@ def test_comparison_on_tiny_budgets(tmp_path, trained) -> None:
     policy = trained / "tiny" / "train" / "policy.th"
     out = run("-m", "maml_rl.compare", "--policy", str(policy), "--task-ids", "0", "2", "--ppo-steps", "256",
               "--ppo-eval-every", "128", "--maml-batches", "1", "--eval-episodes", "4", "--no-progress",
-              "--output-folder", str(tmp_path)).stdout
+              "--seeds", "1", "--output-folder", str(tmp_path)).stdout
     folder = tmp_path / "comparison" / "compare"
-    for name in ("comparison.png", "comparison.md", "comparison.json", "maml_meta/evaluations.jsonl",
-                 "maml_random/evaluations.jsonl"):
+    for name in ("comparison.png", "comparison.md", "comparison.json", "seed_1/maml_meta/evaluations.jsonl",
+                 "seed_1/maml_random/evaluations.jsonl"):
         assert (folder / name).stat().st_size > 0, name
     table = (folder / "comparison.md").read_text()
     assert "PPO from scratch" in table and "| 0 |" in table and "| 2 |" in table
