@@ -162,6 +162,7 @@ def crafted_files(folder: Path, marker: Path, small_model) -> dict[str, Path]:
             "torch.save with a payload": _archive(folder / "w2.zip", good_settings, _torch_pickle({"w": payload}))}
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the crafted raw pickle
 def test_crafted_files_are_refused_without_running_code(tmp_path, small_model) -> None:
     marker = tmp_path / "marker"
     files = crafted_files(tmp_path, marker, small_model)
