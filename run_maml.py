@@ -24,7 +24,7 @@ from maml_rl.config import load_config
 from maml_rl.envs.tasks import DEFAULT_TASK_FILE, load_evaluation_tasks, select_tasks
 from maml_rl.evaluation import evaluate
 from maml_rl.plotting import enable_show, show_all
-from maml_rl.runio import atomic_write_text, run_folder
+from maml_rl.runio import atomic_write_text, prepare_new_run, run_folder
 from maml_rl.training import environment_of
 from maml_rl.verification import format_table, verification_figure
 
@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num-episodes", type=positive_int, default=200, help="episodes per task (default: 200)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
     add_run_arguments(parser, experiment_type="run_maml")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--show", action="store_true", help="also open the figure in a window")
     args = parser.parse_args(argv)
     if args.show:
@@ -50,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(args.config)
     env = environment_of(config)
     tasks = select_tasks(load_evaluation_tasks(args.tasks_file), args.task_ids)
+    folder = run_folder(args.output_folder, args.experiment_name, args.experiment_type)
     if args.task_policies is not None:
         policies = {t.id: load_policy(args.task_policies / "policies" / f"task_{t.id}.th") for t in tasks}
         source = str(args.task_policies)
@@ -58,12 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         shared = load_policy(path)
         policies = {t.id: shared for t in tasks}
         source = str(path)
+    prepare_new_run(folder, args.overwrite)  # refuse before the work, never replace silently
     evaluations = [evaluate(policy_controller(policies[t.id], stochastic=args.stochastic, seed=args.seed), t,
                             args.num_episodes, args.seed, env.dynamics, env.plane) for t in tasks]
     print(f"policy: {source} ({'stochastic' if args.stochastic else 'deterministic'} actions, "
           f"{args.num_episodes} episodes per task, seed {args.seed})")
     print(format_table(evaluations))
-    folder = run_folder(args.output_folder, args.experiment_name, args.experiment_type)
     figure = verification_figure(evaluations, folder / "verification.png", f"{source} without adaptation",
                                  threshold=env.dynamics.threshold)
     atomic_write_text(folder / "evaluation.json", json.dumps(

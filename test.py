@@ -15,18 +15,16 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from tqdm import tqdm
-
 from maml_rl import load_policy
-from maml_rl.adaptation import EvaluationPoint, adapt
+from maml_rl.adaptation import EvaluationPoint, adapt, adaptation_sampler
 from maml_rl.cli import add_run_arguments, positive_int, run_main
 from maml_rl.config import load_config
+from maml_rl.console import progress, say
 from maml_rl.envs.tasks import DEFAULT_TASK_FILE, load_evaluation_tasks, select_tasks
 from maml_rl.plotting import enable_show, show_all
 from maml_rl.progress import adaptation_progress_figure
 from maml_rl.runio import prepare_new_run, run_folder, write_yaml
-from maml_rl.samplers import make_sampler
-from maml_rl.training import make_policy, make_spec
+from maml_rl.training import make_policy
 from maml_rl.verification import verification_figure
 
 DEFAULT_POLICY = Path("awake/pretrained_policy.th")
@@ -69,15 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         adaptation_progress_figure([folder], folder / "figures" / "adaptation_progress.png")
         summary = "  ".join(f"task {ev.task.id}: {ev.policy.success_rate:.0%} {ev.length_ratio():.2f}x"
                             for ev in point.evaluations)
-        tqdm.write(f"batch {point.batch:4d}  interactions {point.interactions:7d}  {summary}")
+        say(f"batch {point.batch:4d}  interactions {point.interactions:7d}  {summary}")
 
-    kind = "multiprocessing" if args.num_workers > 1 else "vectorized"
-    sampler = make_sampler(kind, make_spec(config, policy, args.seed), args.num_workers, policy)
-    bar = tqdm(total=args.num_batches, desc="adaptation", unit="batch", dynamic_ncols=True)
+    sampler = adaptation_sampler(config, policy, args.seed, args.num_workers)
+    bar = progress(args.num_batches, desc="adaptation", unit="batch")
     try:
         adapt(policy, config, tasks, sampler, args.num_batches, folder, args.num_episodes, args.plot_interval,
               args.seed, on_evaluation=on_evaluation,
-              progress=lambda b, row: (bar.update(1), bar.set_postfix(ret=f"{row['train_return']:.2f}")))
+              progress=lambda b, row: (bar.set_postfix(ret=f"{row['train_return']:.2f}"), bar.update(1)))
     finally:
         bar.close()
         sampler.close()

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from maml_rl import load_policy
-from maml_rl.adaptation import EvaluationPoint, adapt
+from maml_rl.adaptation import EvaluationPoint, adapt, adaptation_sampler
 from maml_rl.cli import add_run_arguments, positive_int, run_main
 from maml_rl.config import Config, load_config
 from maml_rl.envs.tasks import DEFAULT_TASK_FILE, Task, load_evaluation_tasks, select_tasks
@@ -38,8 +38,7 @@ from maml_rl.evaluation import Evaluation, evaluate
 from maml_rl.plotting import new_figure, save_figure
 from maml_rl.ppo_baseline import ppo_controller, train_ppo
 from maml_rl.runio import atomic_write_text, prepare_new_run, run_folder
-from maml_rl.samplers import make_sampler
-from maml_rl.training import environment_of, make_policy, make_spec
+from maml_rl.training import environment_of, make_policy
 
 SUCCESS_CRITERION = 0.95
 METHODS = ("ppo", "maml_random", "maml_meta")
@@ -74,7 +73,7 @@ class Curve:
 def run_maml(policy: torch.nn.Module, config: Config, tasks: Sequence[Task], curves: dict[int, Curve],
              batches: int, episodes: int, seed: int, folder: Path) -> None:
     """test.py adaptation of all tasks together, evaluated after every batch, until all qualify."""
-    sampler = make_sampler("vectorized", make_spec(config, policy, seed), 1, policy)
+    sampler = adaptation_sampler(config, policy, seed)
 
     def record(point: EvaluationPoint) -> None:
         for ev, own in zip(point.evaluations, point.task_interactions):

@@ -223,17 +223,16 @@ class EpisodeBatch:
 
     @staticmethod
     def from_numpy(arrays: dict[str, np.ndarray]) -> "EpisodeBatch":
-        """Build from numpy arrays with the attribute names (dtypes converted)."""
-        return EpisodeBatch(
-            observations=torch.as_tensor(arrays["observations"], dtype=torch.float32),
-            actions=torch.as_tensor(arrays["actions"], dtype=torch.float32),
-            rewards=torch.as_tensor(arrays["rewards"], dtype=torch.float32),
-            mask=torch.as_tensor(arrays["mask"], dtype=torch.float32),
-            lengths=torch.as_tensor(arrays["lengths"], dtype=torch.int64),
-            terminated=torch.as_tensor(arrays["terminated"], dtype=torch.bool),
-            success=torch.as_tensor(arrays["success"], dtype=torch.bool),
-            last_observations=torch.as_tensor(arrays["last_observations"], dtype=torch.float32),
-        )
+        """Build from numpy arrays with the attribute names (dtypes converted, memory contiguous).
+
+        Contiguity matters beyond speed: a reduction over a strided view may sum in another
+        order than over a contiguous copy, and every sampler must give bitwise equal batches.
+        """
+        dtypes = {"observations": torch.float32, "actions": torch.float32, "rewards": torch.float32,
+                  "mask": torch.float32, "lengths": torch.int64, "terminated": torch.bool, "success": torch.bool,
+                  "last_observations": torch.float32}
+        return EpisodeBatch(**{name: torch.as_tensor(np.ascontiguousarray(arrays[name]), dtype=dtype).contiguous()
+                               for name, dtype in dtypes.items()})
 
 
 def _time_padding(tensor: torch.Tensor, horizon: int) -> tuple[int, ...]:
