@@ -239,7 +239,8 @@ def test_policy_files_record_the_meta_training_cost(trained) -> None:
     folder = trained / "tiny" / "train"
     rows = _rows(folder)
     metadata = torch.load(folder / "policy.th", weights_only=True)["metadata"]
-    assert metadata["meta_training_interactions"] == sum(r["interactions"] for r in rows) == rows[-1]["total_interactions"]
+    total = sum(r["interactions"] for r in rows)
+    assert metadata["meta_training_interactions"] == total == rows[-1]["total_interactions"]
     assert metadata["meta_training_wall_time"] == pytest.approx(rows[-1]["wall_time"]) and rows[-1]["wall_time"] > 0
     checkpoint = torch.load(folder / "checkpoints" / "policy_batch_00002.th", weights_only=True)["metadata"]
     assert checkpoint["meta_training_interactions"] == rows[1]["total_interactions"]
