@@ -111,3 +111,19 @@ def test_nelder_mead_respects_bounds_and_improves(segment: AresSegment, episode:
         assert within_thresholds(reached, target, AresDynamics().thresholds)[0]
     with pytest.raises(ValueError, match="max_interactions"):
         nelder_mead(segment, task, target, m0, AresDynamics(), max_interactions=0)
+
+
+def test_reference_table_and_benchmark_run_on_tiny_budgets(tmp_path, capsys) -> None:
+    from maml_rl.families.ares_ea import benchmark, reference_table
+    from maml_rl.families.ares_ea.tasks import write_task_file
+
+    tasks_file = tmp_path / "tasks.yaml"
+    write_task_file(load_evaluation_tasks()[:1], tasks_file)
+    assert reference_table.main(["--tasks-file", str(tasks_file), "--episodes", "1", "--budget", "6",
+                                 "--action-mode", "direct", "--starts", "2", "--iterations", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "limit steps" in out and out.splitlines()[1].split("|")[0].strip() == "0"
+    assert reference_table.main(["--tasks-file", str(tmp_path / "missing.yaml")]) == 2
+    assert benchmark.main(["--batch-sizes", "1", "3", "--steps", "2", "--repeats", "1", "--gym-steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "batch     3" in out and "env steps/s" in out
