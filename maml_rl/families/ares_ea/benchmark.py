@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 
-def batched_steps_per_second(batch_size: int, steps: int = 20, repeats: int = 3, seed: int = 0) -> float:
+def batched_steps_per_second(batch_size: int, steps: int = 50, repeats: int = 3, seed: int = 0) -> float:
     """Median env steps per second of ``BatchedAresEA`` at ``batch_size``."""
     from maml_rl.families.ares_ea.batched import BatchedAresEA, sample_initial_states
     from maml_rl.families.ares_ea.dynamics import AresDynamics
@@ -67,25 +67,37 @@ def gym_steps_per_second(steps: int = 200, seed: int = 0) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(batch_sizes: Sequence[int] = (1, 128, 1024), steps: int = 50, repeats: int = 3, threads: int = 1,
+        gym_steps: int = 200) -> dict[str, float]:
+    """Measure and print the throughput; returns {"batch B": steps/s, ..., "gym": steps/s}.
+
+    The entry point for ``python -m maml_rl.benchmark`` (no argument parsing here).
+    """
     import torch
 
+    torch.set_num_threads(threads)
+    print(f"ARES-EA throughput ({platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{threads} thread(s), float64)")
+    rates: dict[str, float] = {}
+    for batch_size in batch_sizes:
+        rate = rates[f"batch {batch_size}"] = batched_steps_per_second(batch_size, steps, repeats)
+        print(f"  batched env, batch {batch_size:5d}: {rate:10,.0f} env steps/s  "
+              f"({batch_size / rate * 1e3:7.2f} ms per batched step)")
+    rates["gym"] = gym_steps_per_second(gym_steps)
+    print(f"  gymnasium AresEA-v0 (batch 1):  {rates['gym']:10,.0f} env steps/s")
+    return rates
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maml_rl.families.ares_ea.benchmark",
                                      description="Env steps per second of the ARES-EA environments.")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128, 1024])
-    parser.add_argument("--steps", type=int, default=20, help="steps per timed run")
+    parser.add_argument("--steps", type=int, default=50, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--gym-steps", type=int, default=200, help="steps of the gymnasium environment")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(f"ARES-EA throughput ({platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} thread(s), float64)")
-    for batch_size in args.batch_sizes:
-        rate = batched_steps_per_second(batch_size, args.steps, args.repeats)
-        print(f"  batched env, batch {batch_size:5d}: {rate:10,.0f} env steps/s  "
-              f"({batch_size / rate * 1e3:7.2f} ms per batched step)")
-    print(f"  gymnasium AresEA-v0 (batch 1):  {gym_steps_per_second(args.gym_steps):10,.0f} env steps/s")
+    run(args.batch_sizes, args.steps, args.repeats, args.threads, args.gym_steps)
     return 0
 
 

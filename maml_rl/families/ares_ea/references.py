@@ -152,11 +152,6 @@ def _objective_loss(target: torch.Tensor, weights: torch.Tensor, beam_fn: Callab
     return lambda m: (weights * (beam_fn(m) - target).abs()).sum(-1)
 
 
-def _deviation_loss(target: torch.Tensor, thresholds: torch.Tensor, beam_fn: Callable) -> Callable:
-    # max_i |b_i - t_i| / threshold_i: success iff < 1.
-    return lambda m: ((beam_fn(m) - target).abs() / thresholds).amax(-1)
-
-
 @dataclass(frozen=True)
 class LimitResult:
     """What a controller that knows the task can achieve from one initial state.
