@@ -35,10 +35,11 @@ from maml_rl.verification import format_table, verification_figure
 DEFAULT_MODEL = Path("awake/ppo/ppo_model.zip")
 
 
-def resolve_task(task_id: int, tasks_file: Path, seed: int) -> Task:
-    """An evaluation task, or (-1) a task freshly drawn from the distribution with ``seed``."""
+def resolve_task(task_id: int, tasks_file: Path, seed: int, plane: str = "horizontal") -> Task:
+    """An evaluation task, or (-1) a task freshly drawn from the distribution with ``seed``
+    (admissible in ``plane``, the plane the agent will steer)."""
     if task_id == -1:
-        return sample_tasks(np.random.default_rng([seed, 0x990]), 1, first_id=-1)[0]
+        return sample_tasks(np.random.default_rng([seed, 0x990]), 1, first_id=-1, plane=plane)[0]
     if task_id < -1:
         raise TaskFileError(f"task id must be an evaluation task id or -1, got {task_id}")
     return select_tasks(load_evaluation_tasks(tasks_file), [task_id])[0]
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         enable_show()
     torch.set_num_threads(1)
     config = load_config(args.config)
-    task = resolve_task(args.task_id, args.tasks_file, args.seed)
+    task = resolve_task(args.task_id, args.tasks_file, args.seed, environment_of(config).plane)
     if args.train:
         check_output_path(args.output_file, args.overwrite)  # before training, not after
         settings = PPOSettings()

@@ -19,8 +19,10 @@ from maml_rl.training import TrainOptions, train
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=Path("configs/awake.yaml"), help="training config (YAML)")
+    parser.add_argument("--config", type=Path,
+                        help="training config (YAML; default: configs/awake.yaml, or the run's own with --resume)")
     add_run_arguments(parser, experiment_type="train")
+    parser.set_defaults(seed=None)  # --resume takes the run's seed; a different one is refused
     parser.add_argument("--num-batches", type=positive_int, help="override the config's num-batches")
     parser.add_argument("--sampler", choices=SAMPLERS, default="vectorized",
                         help="in-process vectorised (default) or multiprocessing")

@@ -18,14 +18,15 @@ import numpy as np
 import torch
 
 from maml_rl.checkpoint import save_policy
-from maml_rl.config import Config, ConfigError
+from maml_rl.config import Config
 from maml_rl.envs.tasks import Task
 from maml_rl.evaluation import Evaluation, evaluate
 from maml_rl.metalearners.maml_trpo import MAMLTRPO, episode_statistics
 from maml_rl.policies import NormalMLPPolicy
 from maml_rl.runio import MetricsLog
-from maml_rl.samplers import Sampler
-from maml_rl.training import environment_of, make_learner
+from maml_rl.samplers import Sampler, make_sampler
+from maml_rl.seeding import PURPOSE_ADAPTATION
+from maml_rl.training import environment_of, make_learner, make_spec
 from maml_rl.utils.torch_utils import fresh_leaves, stack_params, task_slice
 
 
@@ -43,6 +44,16 @@ def policy_controller(policy: NormalMLPPolicy, params: "dict[str, torch.Tensor] 
             return (dist.mean + dist.stddev * noise).numpy()
 
     return act
+
+
+def adaptation_sampler(config: Config, policy: NormalMLPPolicy, seed: int, num_workers: int = 1) -> Sampler:
+    """The sampler of test-time adaptation: vectorised (1 worker) or multiprocessing.
+
+    Its episodes draw from the adaptation streams (``PURPOSE_ADAPTATION``), never from the
+    streams meta-training used with the same seed, batch and task positions.
+    """
+    kind = "multiprocessing" if num_workers > 1 else "vectorized"
+    return make_sampler(kind, make_spec(config, policy, seed, PURPOSE_ADAPTATION), num_workers, policy)
 
 
 @dataclass
@@ -95,11 +106,9 @@ def adapt(policy: NormalMLPPolicy, config: Config, tasks: Sequence[Task], sample
     ``evaluations.jsonl`` (one row per task and evaluation point) and the adapted
     policies ``policies/task_<id>.th`` into ``folder``.
     """
-    if config.num_steps < 1:
-        raise ConfigError("test-time adaptation needs num-steps >= 1")
     learner: MAMLTRPO = make_learner(config, policy)
-    metrics = MetricsLog(folder / "metrics.jsonl")
-    evaluations_log = MetricsLog(folder / "evaluations.jsonl")
+    metrics = MetricsLog.create(folder / "metrics.jsonl")
+    evaluations_log = MetricsLog.create(folder / "evaluations.jsonl")
     params = fresh_leaves(stack_params(policy.meta_parameters(), len(tasks)))
     per_task = np.zeros(len(tasks), dtype=int)
     points: list[EvaluationPoint] = []

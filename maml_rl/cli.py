@@ -41,6 +41,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment_type: str, exp
     parser.add_argument("--seed", type=non_negative_int, default=1, help="seed of everything random (default: 1)")
 
 
+def os_error_message(exc: OSError) -> str:
+    """One line for an ``OSError``: what went wrong and on which path(s)."""
+    reason = (exc.strerror or exc.__class__.__name__).lower()
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{reason}: {' -> '.join(paths)}" if paths else f"{reason} ({exc})"
+
+
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
     """Run a CLI entry point: user mistakes become one line on stderr and exit code 2."""
     try:
@@ -48,8 +55,8 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except PermissionError as exc:
-        print(f"error: permission denied: {exc.filename or exc}", file=sys.stderr)
+    except OSError as exc:  # a user path that is a file, a folder, missing, read-only, full, ...
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

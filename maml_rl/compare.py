@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from maml_rl import load_policy
-from maml_rl.adaptation import EvaluationPoint, adapt, policy_controller
+from maml_rl.adaptation import EvaluationPoint, adapt, adaptation_sampler, policy_controller
 from maml_rl.checkpoint import read_metadata
 from maml_rl.cli import add_run_arguments, non_negative_int, positive_int, run_main
 from maml_rl.compare_report import (METHODS, SUCCESS_CRITERION, Curve, aggregate, comparison_figure,
@@ -56,8 +56,7 @@ from maml_rl.evaluation import Controller, Evaluation, evaluate, reference_stats
 from maml_rl.policies import NormalMLPPolicy
 from maml_rl.ppo_baseline import PPOSettings, ppo_controller, train_ppo
 from maml_rl.runio import atomic_write_text, prepare_new_run, run_folder
-from maml_rl.samplers import make_sampler
-from maml_rl.training import environment_of, make_policy, make_spec
+from maml_rl.training import environment_of, make_policy
 from maml_rl.utils.torch_utils import task_slice
 
 PURPOSES = {"check": 0, "confirm": 1}
@@ -84,7 +83,7 @@ def run_maml(policy: NormalMLPPolicy, config: Config, tasks: Sequence[Task], cur
              batches: int, episodes: int, seed: int, folder: Path) -> None:
     """test.py adaptation of all tasks together for ``batches`` batches, evaluated after every batch."""
     env = environment_of(config)
-    sampler = make_sampler("vectorized", make_spec(config, policy, seed), 1, policy)
+    sampler = adaptation_sampler(config, policy, seed)
 
     def record(point: EvaluationPoint) -> None:
         for k, (check, own) in enumerate(zip(point.evaluations, point.task_interactions)):

@@ -91,7 +91,7 @@ def _check_values(config: Config, where: str) -> None:
         ("gamma", 0 < config.gamma <= 1, "must lie in (0, 1]"),
         ("gae-lambda", 0 <= config.gae_lambda <= 1, "must lie in [0, 1]"),
         ("fast-batch-size", config.fast_batch_size >= 1, "must be >= 1"),
-        ("num-steps", config.num_steps >= 0, "must be >= 0"),
+        ("num-steps", config.num_steps >= 1, "must be >= 1 (MAML adapts with at least one inner step)"),
         ("fast-lr", config.fast_lr >= 0, "must be >= 0"),
         ("num-batches", config.num_batches >= 1, "must be >= 1"),
         ("meta-batch-size", config.meta_batch_size >= 1, "must be >= 1"),

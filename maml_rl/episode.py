@@ -4,12 +4,14 @@ Layout: ``[K, T, B, ...]`` = task, time step, episode. Step t of episode b is va
 t < lengths[k, b]; ``mask`` is 1 there and 0 on padding. Every quantity computed here is
 exactly 0 on padded entries, and padding never enters a sum, a mean or a fit.
 
-Truncation vs termination: an episode that ended by success or beam loss
-(``terminated``) has value 0 after its last step. An episode cut by the time limit
-(``truncated``) is not over in the MDP: GAE bootstraps its last step with the baseline's
-value of the final observation, delta_{T-1} = r_{T-1} + gamma V(s_T) - V(s_{T-1}).
-Monte-Carlo returns (the baseline's regression targets) are the rewards actually
-observed; the baseline's time features let it represent the shorter remaining horizon.
+Time limit: the horizon is part of the task. The problem is the finite-horizon MDP whose
+state includes the step t; the linear baseline has time features and is fitted to the
+finite-horizon Monte-Carlo returns, so it estimates V(s, t) of that problem. In it, an
+episode cut by the time limit is over exactly like one that ended by success or beam
+loss: the value after its last step is 0, and GAE never bootstraps. (Bootstrapping with
+V(s_T, t=T) would evaluate the baseline's time polynomial outside the steps it was fitted
+on: values of +25 were seen where every reward is negative.) ``terminated`` is kept for
+statistics only.
 """
 
 from __future__ import annotations
@@ -37,33 +39,26 @@ def discounted_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) 
     return out * mask
 
 
-def generalized_advantages(rewards: torch.Tensor, values: torch.Tensor, last_values: torch.Tensor,
-                           mask: torch.Tensor, lengths: torch.Tensor, terminated: torch.Tensor,
+def generalized_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
                            gamma: float, gae_lambda: float) -> torch.Tensor:
-    """GAE(gamma, lambda) (Schulman et al. 2016) on padded episodes.
+    """GAE(gamma, lambda) (Schulman et al. 2016) on padded finite-horizon episodes.
 
     A_t = sum_l (gamma lambda)^l delta_{t+l},  delta_t = r_t + gamma V(s_{t+1}) - V(s_t),
-    with V(s_T) = 0 after termination and the baseline's ``last_values`` after truncation.
+    with V = 0 after each episode's last step, whether it terminated or reached the time
+    limit (the horizon is part of the task; see the module docstring). With lambda = 1
+    this is A_t = R_t - V(s_t), the return the baseline is fitted to minus its estimate.
 
     Parameters
     ----------
     rewards, values, mask
-        [..., T, B].
-    last_values
-        [..., B] value of the observation after each episode's last step.
-    lengths, terminated
-        [..., B] episode lengths and whether each episode terminated.
+        [..., T, B]; padded entries of ``rewards`` and ``values`` may hold anything.
     """
-    T = rewards.shape[-2]
-    steps = torch.arange(T, device=rewards.device).view(*([1] * (rewards.dim() - 2)), T, 1)
-    is_last = steps == (lengths.unsqueeze(-2) - 1)
-    bootstrap = torch.where(terminated, torch.zeros_like(last_values), last_values).unsqueeze(-2)
+    values = values * mask
     next_values = torch.cat([values[..., 1:, :], torch.zeros_like(values[..., :1, :])], dim=-2)
-    next_values = torch.where(is_last, bootstrap.expand_as(next_values), next_values)
     deltas = (rewards + gamma * next_values - values) * mask
     advantages = torch.zeros_like(deltas)
     running = torch.zeros_like(deltas[..., 0, :])
-    for t in range(T - 1, -1, -1):
+    for t in range(rewards.shape[-2] - 1, -1, -1):
         running = deltas[..., t, :] + gamma * gae_lambda * running * mask[..., t, :]
         advantages[..., t, :] = running
     return advantages * mask
@@ -127,9 +122,10 @@ class EpisodeBatch:
     lengths
         [K, B] int64 number of steps of each episode.
     terminated, success
-        [K, B] bool: ended by termination (success or beam loss) / by success.
+        [K, B] bool: ended by termination (success or beam loss) / by success (statistics;
+        GAE treats the time limit like termination, see the module docstring).
     last_observations
-        [K, B, d] observation after the last step (used to bootstrap truncated episodes).
+        [K, B, d] observation after the last step (diagnostics; no value is bootstrapped).
     advantages
         [K, T, B] filled by ``compute_advantages``.
     """
@@ -176,11 +172,8 @@ class EpisodeBatch:
         """Fit ``baseline`` to this batch (per task), then GAE; normalised per task."""
         returns = discounted_returns(self.rewards, self.mask, gamma)
         baseline.fit(self.observations, self.time_steps, self.mask, returns)  # type: ignore[attr-defined]
-        values = baseline.predict(self.observations, self.time_steps) * self.mask  # type: ignore[attr-defined]
-        last_values = baseline.predict(self.last_observations.unsqueeze(1),  # type: ignore[attr-defined]
-                                       self.lengths.unsqueeze(1).float()).squeeze(1)
-        advantages = generalized_advantages(self.rewards, values, last_values, self.mask, self.lengths,
-                                            self.terminated, gamma, gae_lambda)
+        values = baseline.predict(self.observations, self.time_steps)  # type: ignore[attr-defined]
+        advantages = generalized_advantages(self.rewards, values, self.mask, gamma, gae_lambda)
         self.advantages = normalize_per_task(advantages, self.mask) if normalize else advantages
         self._packed = None
         return self.advantages
@@ -230,17 +223,16 @@ class EpisodeBatch:
 
     @staticmethod
     def from_numpy(arrays: dict[str, np.ndarray]) -> "EpisodeBatch":
-        """Build from numpy arrays with the attribute names (dtypes converted)."""
-        return EpisodeBatch(
-            observations=torch.as_tensor(arrays["observations"], dtype=torch.float32),
-            actions=torch.as_tensor(arrays["actions"], dtype=torch.float32),
-            rewards=torch.as_tensor(arrays["rewards"], dtype=torch.float32),
-            mask=torch.as_tensor(arrays["mask"], dtype=torch.float32),
-            lengths=torch.as_tensor(arrays["lengths"], dtype=torch.int64),
-            terminated=torch.as_tensor(arrays["terminated"], dtype=torch.bool),
-            success=torch.as_tensor(arrays["success"], dtype=torch.bool),
-            last_observations=torch.as_tensor(arrays["last_observations"], dtype=torch.float32),
-        )
+        """Build from numpy arrays with the attribute names (dtypes converted, memory contiguous).
+
+        Contiguity matters beyond speed: a reduction over a strided view may sum in another
+        order than over a contiguous copy, and every sampler must give bitwise equal batches.
+        """
+        dtypes = {"observations": torch.float32, "actions": torch.float32, "rewards": torch.float32,
+                  "mask": torch.float32, "lengths": torch.int64, "terminated": torch.bool, "success": torch.bool,
+                  "last_observations": torch.float32}
+        return EpisodeBatch(**{name: torch.as_tensor(np.ascontiguousarray(arrays[name]), dtype=dtype).contiguous()
+                               for name, dtype in dtypes.items()})
 
 
 def _time_padding(tensor: torch.Tensor, horizon: int) -> tuple[int, ...]:

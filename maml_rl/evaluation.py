@@ -59,13 +59,18 @@ class ControllerStats:
 
 @dataclass
 class Evaluation:
-    """A policy and both references on the same initial states of one task."""
+    """A policy and the references on the same initial states of one task.
+
+    ``nominal`` is the nominal-inverse controller (the benchmark's law with the nominal
+    optics' response matrix: what an operator without a model of today's optics would do).
+    """
 
     task: Task
     initial_kicks: np.ndarray
     policy: ControllerStats | None
     benchmark: ControllerStats | None
     limit: ControllerStats | None
+    nominal: ControllerStats | None = None
 
     def length_ratio(self) -> float:
         """Mean episode length of the policy relative to the benchmark's."""
@@ -75,7 +80,7 @@ class Evaluation:
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"task_id": self.task.id}
-        for name in ("policy", "benchmark", "limit"):
+        for name in ("policy", "benchmark", "limit", "nominal"):
             stats = getattr(self, name)
             if stats is not None:
                 out.update({f"{name}_{k}": v for k, v in stats.summary().items()})
@@ -141,6 +146,12 @@ def benchmark_controller(task: Task, plane: str, dynamics: SteeringDynamics) -> 
     return lambda obs: benchmark_action(response, obs, dynamics.action_scale)
 
 
+def nominal_inverse_controller(task: Task, plane: str, dynamics: SteeringDynamics) -> Controller:
+    """The benchmark's control law with the nominal optics' response matrix, whatever the task."""
+    response = Task.nominal().response(plane)
+    return lambda obs: benchmark_action(response, obs, dynamics.action_scale)
+
+
 def limit_controller(task: Task, plane: str, dynamics: SteeringDynamics) -> Controller:
     response = task.response(plane)
     return lambda obs: limit_action(np.broadcast_to(response, (len(obs), 10, 10)), obs,
@@ -149,7 +160,7 @@ def limit_controller(task: Task, plane: str, dynamics: SteeringDynamics) -> Cont
 
 def evaluate(policy: Controller | None, task: Task, n_episodes: int = 200, seed: int = 0,
              dynamics: SteeringDynamics | None = None, plane: str = "horizontal",
-             references: bool = True) -> Evaluation:
+             references: bool = True, nominal: bool = False) -> Evaluation:
     """Evaluate ``policy`` (may be None) and the two references on the same initial states.
 
     Parameters
@@ -164,6 +175,8 @@ def evaluate(policy: Controller | None, task: Task, n_episodes: int = 200, seed:
         Environment parameters (default: the standard AWAKE settings, horizontal).
     references
         Also run the benchmark and the limit controller (default True).
+    nominal
+        Also run the nominal-inverse controller (default False).
     """
     dynamics = dynamics or SteeringDynamics()
     kicks = evaluation_kicks(task, n_episodes, seed, plane)
@@ -173,13 +186,15 @@ def evaluate(policy: Controller | None, task: Task, n_episodes: int = 200, seed:
     return Evaluation(
         task=task, initial_kicks=kicks, policy=policy_stats,
         benchmark=reference_stats("benchmark", task, n_episodes, seed, dynamics, plane) if references else None,
-        limit=reference_stats("limit", task, n_episodes, seed, dynamics, plane) if references else None)
+        limit=reference_stats("limit", task, n_episodes, seed, dynamics, plane) if references else None,
+        nominal=reference_stats("nominal", task, n_episodes, seed, dynamics, plane) if nominal else None)
 
 
 @lru_cache(maxsize=64)
 def reference_stats(name: str, task: Task, n_episodes: int, seed: int, dynamics: SteeringDynamics,
                     plane: str) -> ControllerStats:
-    """The benchmark's or the limit controller's statistics (cached: they never change)."""
-    factory = {"benchmark": benchmark_controller, "limit": limit_controller}[name]
+    """A reference controller's statistics (cached: they never change)."""
+    factory = {"benchmark": benchmark_controller, "limit": limit_controller,
+               "nominal": nominal_inverse_controller}[name]
     kicks = evaluation_kicks(task, n_episodes, seed, plane)
     return run_controller(factory(task, plane, dynamics), task, kicks, dynamics, plane, noise_seed=seed)

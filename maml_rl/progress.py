@@ -106,14 +106,45 @@ def compare_figure(folders: Sequence[Path], path: Path, labels: Sequence[str] | 
     return save_figure(fig, path)
 
 
+MANY_TASKS = 12  # above this, one line per task gives way to statistics over tasks
+
+
+def _distribution_progress(axes, rows: list[dict[str, Any]], label: str, colour: str,
+                           limit_ratios: dict[int, float]) -> None:
+    """Many tasks: fraction of tasks at >= 95 % success; median and 10-90 % band of the length ratio."""
+    points = sorted({r["batch"] for r in rows})
+    x, solved, median, low, high = [], [], [], [], []
+    for batch in points:
+        at = [r for r in rows if r["batch"] == batch]
+        ratios = np.array([r["length_ratio_benchmark"] for r in at])
+        x.append(float(np.median([r["interactions"] for r in at])))
+        solved.append(float(np.mean([r["policy_success_rate"] >= 0.95 for r in at])))
+        median.append(float(np.median(ratios)))
+        low.append(float(np.percentile(ratios, 10)))
+        high.append(float(np.percentile(ratios, 90)))
+    tasks = len({r["task_id"] for r in rows})
+    axes[0].plot(x, solved, "-o", color=colour, ms=4, label=f"{label}: fraction of {tasks} tasks at >= 95 %")
+    axes[1].plot(x, median, "-o", color=colour, ms=4, label=f"{label}: median over tasks (band 10-90 %)")
+    axes[1].fill_between(x, low, high, color=colour, alpha=0.2)
+    for r in rows:
+        limit_ratios[r["task_id"]] = r["limit_mean_length"] / r["benchmark_mean_length"]
+
+
 def adaptation_progress_figure(folders: Sequence[Path], path: Path, labels: Sequence[str] | None = None) -> Path:
-    """Success rate and episode length / benchmark per task against interactions (test.py runs)."""
+    """Success rate and episode length / benchmark per task against interactions (test.py runs).
+
+    With more than ``MANY_TASKS`` tasks in a run, its lines show statistics over tasks (per
+    task interactions: median) instead of one line per task.
+    """
     fig, axes = new_figure(1, 2, size=(15, 5.5))
     labels = list(labels) if labels else [Path(f).parent.name + "/" + Path(f).name for f in folders]
     styles = ["-o", "--s", ":^", "-.v"]
     limit_ratios: dict[int, float] = {}
     for index, (folder, label) in enumerate(zip(folders, labels)):
         rows = read_metrics(Path(folder) / "evaluations.jsonl")
+        if len({r["task_id"] for r in rows}) > MANY_TASKS:
+            _distribution_progress(axes, rows, label, f"C{index}", limit_ratios)
+            continue
         for k, task_id in enumerate(sorted({r["task_id"] for r in rows})):
             task_rows = [r for r in rows if r["task_id"] == task_id]
             x = [r["interactions"] for r in task_rows]
@@ -126,7 +157,7 @@ def adaptation_progress_figure(folders: Sequence[Path], path: Path, labels: Sequ
     if limit_ratios:
         axes[1].axhline(float(np.mean(list(limit_ratios.values()))), color="k", ls=":", lw=1,
                         label="limit controller (mean over tasks)")
-    axes[0].set_ylabel("success rate")
+    axes[0].set_ylabel("success rate (many tasks: fraction of tasks at >= 95 %)")
     axes[0].set_ylim(-0.02, 1.02)
     axes[1].set_ylabel("mean episode length / benchmark's")
     axes[1].set_yscale("log")
@@ -137,5 +168,5 @@ def adaptation_progress_figure(folders: Sequence[Path], path: Path, labels: Sequ
         ax.set_xlim(left=0)
     axes[0].legend(fontsize=7, ncol=2)
     axes[1].legend(fontsize=8)
-    fig.suptitle("adaptation progress on the evaluation tasks (deterministic actions)")
+    fig.suptitle("adaptation progress (deterministic actions)")
     return save_figure(fig, path)

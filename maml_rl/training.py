@@ -13,19 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from maml_rl.checkpoint import load_training_state, save_policy, set_rng_state
 from maml_rl.config import Config, ConfigError, config_from_dict, load_config
+from maml_rl.console import progress
 from maml_rl.envs.awake import AwakeSteering
 from maml_rl.envs.tasks import sample_tasks
 from maml_rl.metalearners import MAMLTRPO, meta_update
 from maml_rl.policies import NormalMLPPolicy
-from maml_rl.runio import MetricsLog, RunFolderError, prepare_new_run, read_metrics, run_folder, write_yaml
+from maml_rl.runio import MetricsLog, RunFolderError, prepare_new_run, run_folder, write_yaml
 from maml_rl.samplers import Sampler, SamplerSpec, make_sampler
-from maml_rl.seeding import task_rng
+from maml_rl.seeding import PURPOSE_TRAINING, task_rng
 from maml_rl.utils.yaml_files import load_yaml
 
+DEFAULT_CONFIG = Path("configs/awake.yaml")
+DEFAULT_SEED = 1
 DEFAULT_OUTPUT = "awake"
 DEFAULT_EXPERIMENT = "maml"
 POLICY_FILE, METRICS_FILE, CONFIG_FILE = "policy.th", "metrics.jsonl", "config.yaml"
@@ -35,10 +37,10 @@ POLICY_FILE, METRICS_FILE, CONFIG_FILE = "policy.th", "metrics.jsonl", "config.y
 class TrainOptions:
     """Options of a training run (the command line of ``train.py``)."""
 
-    config: Path = Path("configs/awake.yaml")
+    config: Path | None = None  # None: configs/awake.yaml (new run) or the run's own (resume)
     output_folder: Path = Path(DEFAULT_OUTPUT)
     experiment_name: str = DEFAULT_EXPERIMENT
-    seed: int = 1
+    seed: int | None = None  # None: 1 (new run) or the run's own (resume)
     num_batches: int | None = None
     sampler: str = "vectorized"
     num_workers: int = 2
@@ -68,10 +70,11 @@ def make_learner(config: Config, policy: NormalMLPPolicy) -> MAMLTRPO:
                     ls_backtrack_ratio=config.ls_backtrack_ratio)
 
 
-def make_spec(config: Config, policy: NormalMLPPolicy, seed: int) -> SamplerSpec:
+def make_spec(config: Config, policy: NormalMLPPolicy, seed: int, purpose: int = PURPOSE_TRAINING) -> SamplerSpec:
+    """Sampler settings; ``purpose`` (training or adaptation) keys the episodes' random streams."""
     env = environment_of(config)
     return SamplerSpec(dynamics=env.dynamics, plane=env.plane, episodes_per_task=config.fast_batch_size,
-                       seed=seed, policy_config=policy.config())
+                       seed=seed, policy_config=policy.config(), purpose=purpose)
 
 
 def batch_tasks(config: Config, env: AwakeSteering, seed: int, batch: int) -> list:
@@ -81,15 +84,29 @@ def batch_tasks(config: Config, env: AwakeSteering, seed: int, batch: int) -> li
                         first_id=batch * config.meta_batch_size, plane=env.plane)
 
 
-def _resolved(config: Config, options: TrainOptions, num_batches: int) -> dict[str, Any]:
+def _resolved(config: Config, seed: int, num_batches: int) -> dict[str, Any]:
     data = config.to_yaml_dict()
     data["num-batches"] = num_batches
-    return {"config": data, "seed": options.seed}
+    return {"config": data, "seed": seed}
 
 
 def _postfix(row: dict[str, Any]) -> dict[str, str]:
     return {"pre": f"{row['train_return']:.2f}", "post": f"{row['valid_return']:.2f}",
             "success": f"{row['valid_success']:.2f}", "kl": f"{row['kl_after']:.1e}"}
+
+
+def _check_resume_arguments(options: TrainOptions, stored: dict[str, Any], config: Config, where: Path) -> None:
+    """Refuse a --config or --seed that disagrees with the run being resumed (it would silently not apply)."""
+    if options.seed is not None and int(options.seed) != int(stored["seed"]):
+        raise RunFolderError(f"--seed {options.seed} disagrees with the run in {where.parent} (seed "
+                             f"{stored['seed']}); drop --seed to resume it, or start a new run")
+    if options.config is not None:
+        given = load_config(options.config).to_yaml_dict()
+        own = config.to_yaml_dict()
+        differing = sorted(k for k in set(given) | set(own) if k != "num-batches" and given.get(k) != own.get(k))
+        if differing:
+            raise RunFolderError(f"--config {options.config} disagrees with the run in {where.parent} on "
+                                 f"{', '.join(differing)}; drop --config to resume it, or start a new run")
 
 
 def train(options: TrainOptions) -> Path:
@@ -107,40 +124,52 @@ def train(options: TrainOptions) -> Path:
             raise RunFolderError(f"nothing to resume: no {POLICY_FILE} in {folder}")
         stored = read_yaml(folder / CONFIG_FILE)
         config = config_from_dict(stored["config"], str(folder / CONFIG_FILE))
-        options.seed = int(stored["seed"])
+        _check_resume_arguments(options, stored, config, folder / CONFIG_FILE)
+        seed = int(stored["seed"])
         num_batches = options.num_batches or config.num_batches
         state = load_training_state(folder / POLICY_FILE)
         start = int(state["metadata"]["batch"]) + 1
-        rows = [r for r in read_metrics(folder / METRICS_FILE) if r["batch"] < start]
+        # Rows of batches whose training state was not saved (a crash between the metrics row
+        # and the policy file) are dropped: the resumed run recomputes them identically.
+        metrics, rows = MetricsLog.resume(folder / METRICS_FILE, lambda row: row["batch"] < start)
+        if [row["batch"] for row in rows] != list(range(start)):
+            raise RunFolderError(f"{folder / METRICS_FILE} does not hold batches 0..{start - 1} of {POLICY_FILE}")
     else:
-        config = load_config(options.config)
+        config = load_config(options.config or DEFAULT_CONFIG)
+        seed = DEFAULT_SEED if options.seed is None else int(options.seed)
         num_batches = options.num_batches or config.num_batches
         prepare_new_run(folder, options.overwrite)
         state, start, rows = None, 0, []
-    write_yaml(folder / CONFIG_FILE, _resolved(config, options, num_batches))
-    policy = make_policy(config, options.seed)
+        metrics = MetricsLog.create(folder / METRICS_FILE)
+    write_yaml(folder / CONFIG_FILE, _resolved(config, seed, num_batches))
+    policy = make_policy(config, seed)
     if state is not None:
         policy.load_state_dict(state["state_dict"])
         set_rng_state(state["rng"])
     learner = make_learner(config, policy)
-    metrics = MetricsLog(folder / METRICS_FILE, rows)
-    sampler: Sampler = make_sampler(options.sampler, make_spec(config, policy, options.seed),
-                                    options.num_workers, policy)
+    sampler: Sampler = make_sampler(options.sampler, make_spec(config, policy, seed), options.num_workers, policy)
     env = environment_of(config)
+    # Cumulative cost of the meta-training, carried across resumes (stored with every policy).
+    interactions = sum(int(row["interactions"]) for row in rows)
+    wall_offset = float(rows[-1]["wall_time"]) if rows else 0.0
     run_start = time.perf_counter()
+    bar = progress(num_batches, start, "meta-training", "batch", enabled=options.progress)
     try:
-        bar = tqdm(range(start, num_batches), initial=start, total=num_batches, desc="meta-training",
-                   unit="batch", disable=not options.progress, dynamic_ncols=True)
-        for batch in bar:
-            row = meta_update(learner, sampler, batch_tasks(config, env, options.seed, batch), batch)
-            row["wall_time"] = time.perf_counter() - run_start
+        for batch in range(start, num_batches):
+            row = meta_update(learner, sampler, batch_tasks(config, env, seed, batch), batch)
+            interactions += int(row["interactions"])
+            row["total_interactions"] = interactions
+            row["wall_time"] = wall_offset + time.perf_counter() - run_start
             metrics.append(row)
-            meta = {"batch": batch, "seed": options.seed, "experiment": options.experiment_name}
+            meta = {"batch": batch, "seed": seed, "experiment": options.experiment_name,
+                    "meta_training_interactions": interactions, "meta_training_wall_time": row["wall_time"]}
             save_policy(folder / POLICY_FILE, policy, meta, rng=True)  # latest policy = training state
             if (batch + 1) % options.save_progress_interval == 0 or batch + 1 == num_batches:
                 save_policy(folder / "checkpoints" / f"policy_batch_{batch + 1:05d}.th", policy, meta)
             bar.set_postfix(_postfix(row), refresh=False)
+            bar.update(1)
     finally:
+        bar.close()
         sampler.close()
     return folder
 

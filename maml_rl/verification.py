@@ -1,9 +1,11 @@
 """The verification figure: a policy against the benchmark and the limit controller.
 
-One figure per evaluation point (several tasks): episode length per episode (policy
-solid, benchmark dashed, limit dotted), cumulative episode length, cumulative reward,
-final reward with the success threshold, corrector settings and BPM readings over the
-first episodes (first task), success rate per task; total interactions in the title.
+One figure per evaluation point (several tasks): distributions of the episode length
+(box plots per task and controller; pooled CDFs for many tasks), cumulative episode length
+and reward per episode (policy solid, benchmark dashed, limit dotted; median and band over
+tasks for many tasks), final rewards with the success threshold, corrector settings and
+BPM readings over the first episodes (first task), success rate per task (CDF over tasks
+for many), a table; total interactions in the title.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from maml_rl.evaluation import ControllerStats, Evaluation
 from maml_rl.plotting import new_figure, save_figure
 
 STYLES = {"policy": "-", "benchmark": "--", "limit": ":"}
+COLOURS = {"policy": "C0", "benchmark": "0.3", "limit": "C2"}
 
 
 def _controllers(ev: Evaluation) -> list[tuple[str, ControllerStats]]:
@@ -31,30 +34,89 @@ def _concatenated(trajectories: list[dict[str, np.ndarray]], key: str) -> tuple[
     return np.concatenate(parts, axis=0), bounds
 
 
+MANY_TASKS = 12  # above this, per-task lines and bars give way to distributions over tasks
+
+
+def _length_distributions(ax, evaluations: Sequence[Evaluation]) -> None:
+    """Episode lengths: box plots per task and controller, or (many tasks) pooled CDFs."""
+    names = [n for n, _ in _controllers(evaluations[0])]
+    if len(evaluations) <= MANY_TASKS:
+        width = 0.8 / len(names)
+        for j, name in enumerate(names):
+            positions = np.arange(len(evaluations)) + (j - (len(names) - 1) / 2) * width
+            parts = ax.boxplot([getattr(ev, name).lengths for ev in evaluations], positions=positions,
+                               widths=width * 0.9, patch_artist=True, showfliers=True, flierprops={"ms": 2},
+                               medianprops={"color": "k"})
+            for box in parts["boxes"]:
+                box.set_facecolor(COLOURS[name])
+                box.set_alpha(0.6)
+            ax.plot([], [], "s", color=COLOURS[name], alpha=0.6, label=name)  # legend entry
+        ax.set_xticks(np.arange(len(evaluations)), [f"task {ev.task.id}" for ev in evaluations])
+        ax.set_ylabel("episode length [steps]")
+    else:
+        for name in names:
+            lengths = np.sort(np.concatenate([getattr(ev, name).lengths for ev in evaluations]))
+            ax.step(lengths, np.arange(1, len(lengths) + 1) / len(lengths), where="post", color=COLOURS[name],
+                    label=name)
+        ax.set_xlabel("episode length [steps] (all episodes of all tasks)")
+        ax.set_ylabel("fraction of episodes <= x")
+    if len(evaluations) <= MANY_TASKS:
+        ax.set_yscale("log")
+    else:
+        ax.set_xscale("log")
+    ax.legend(fontsize=7)
+
+
+def _curves(ax, evaluations: Sequence[Evaluation], values, label: str) -> None:
+    """Per-episode curves of each controller: one line per task, or (many tasks) median and 10-90 % band."""
+    colours = [f"C{i % 10}" for i in range(len(evaluations))]
+    for name in [n for n, _ in _controllers(evaluations[0])]:
+        rows = [values(getattr(ev, name)) for ev in evaluations]
+        episodes = np.arange(1, len(rows[0]) + 1)
+        if len(evaluations) <= MANY_TASKS:
+            for colour, ev, row in zip(colours, evaluations, rows):
+                ax.plot(episodes, row, STYLES[name], color=colour, lw=1.2,
+                        label=f"task {ev.task.id} {name}" if name == "policy" else None)
+        else:
+            stacked = np.stack(rows)
+            ax.plot(episodes, np.median(stacked, 0), STYLES[name], color=COLOURS[name], lw=1.5,
+                    label=f"{name}: median over tasks")
+            ax.fill_between(episodes, *np.percentile(stacked, [10, 90], axis=0), color=COLOURS[name], alpha=0.15)
+    ax.set_xlabel("episode")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, title="dashed: benchmark, dotted: limit" if len(evaluations) <= MANY_TASKS else None,
+              title_fontsize=6)
+
+
 def verification_figure(evaluations: Sequence[Evaluation], path: Path, title: str, interactions: int | None = None,
                         threshold: float = 0.1) -> Path:
-    """Write the verification figure of ``evaluations`` (one per task) to ``path``."""
+    """Write the verification figure of ``evaluations`` (one per task) to ``path``.
+
+    Readable for any number of tasks: with more than ``MANY_TASKS`` tasks, per-task lines,
+    bars and table rows are replaced by distributions over tasks.
+    """
     fig, axes = new_figure(2, 4, size=(20, 8.5))
     ax_len, ax_cum_len, ax_cum_rew, ax_final = axes[0]
     ax_kicks, ax_bpm, ax_success, ax_table = axes[1]
-    colours = [f"C{i}" for i in range(len(evaluations))]
-    for colour, ev in zip(colours, evaluations):
-        for name, stats in _controllers(ev):
-            label = f"task {ev.task.id} {name}"
-            episodes = np.arange(1, len(stats.lengths) + 1)
-            ax_len.plot(episodes, stats.lengths, STYLES[name], color=colour, lw=1, label=label)
-            ax_cum_len.plot(episodes, np.cumsum(stats.lengths), STYLES[name], color=colour, lw=1.2)
-            ax_cum_rew.plot(episodes, np.cumsum(stats.returns), STYLES[name], color=colour, lw=1.2)
-            if name == "policy":
-                ax_final.plot(episodes, stats.final_reward, ".", color=colour, ms=3, label=f"task {ev.task.id}")
-    ax_final.axhline(-REWARD_SCALE * threshold, color="k", ls="--", lw=1, label="success threshold")
-    for ax, label in ((ax_len, "episode length [steps]"), (ax_cum_len, "cumulative episode length"),
-                      (ax_cum_rew, "cumulative reward"), (ax_final, "final reward of the episode")):
-        ax.set_xlabel("episode")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    ax_len.set_yscale("log")
-    ax_len.legend(fontsize=6, ncol=max(1, len(evaluations) // 2))
+    many = len(evaluations) > MANY_TASKS
+    _length_distributions(ax_len, evaluations)
+    _curves(ax_cum_len, evaluations, lambda stats: np.cumsum(stats.lengths), "cumulative episode length")
+    _curves(ax_cum_rew, evaluations, lambda stats: np.cumsum(stats.returns), "cumulative reward")
+    final = [ev.policy.final_reward for ev in evaluations if ev.policy is not None]
+    if final and many:
+        ax_final.hist(np.concatenate(final), bins=40, color=COLOURS["policy"], alpha=0.7, label="policy, all tasks")
+        ax_final.set_xlabel("final reward of the episode")
+        ax_final.set_ylabel("episodes")
+        ax_final.axvline(-REWARD_SCALE * threshold, color="k", ls="--", lw=1, label="success threshold")
+    else:
+        for i, (ev, values) in enumerate(zip(evaluations, final)):
+            ax_final.plot(np.arange(1, len(values) + 1), values, ".", color=f"C{i % 10}", ms=3,
+                          label=f"task {ev.task.id}")
+        ax_final.axhline(-REWARD_SCALE * threshold, color="k", ls="--", lw=1, label="success threshold")
+        ax_final.set_xlabel("episode")
+        ax_final.set_ylabel("final reward of the episode")
+    ax_final.grid(alpha=0.3)
     ax_final.legend(fontsize=7)
     first = evaluations[0]
     if first.policy is not None and first.policy.trajectories:
@@ -71,26 +133,46 @@ def verification_figure(evaluations: Sequence[Evaluation], path: Path, title: st
         ax_kicks.set_ylabel("corrector setting [mrad]")
         ax_bpm.set_ylabel("BPM reading [obs units, 1 = 10 mm]")
     names = [n for n, _ in _controllers(first)]
-    width = 0.8 / max(1, len(names))
-    for j, name in enumerate(names):
-        rates = [getattr(ev, name).success_rate for ev in evaluations]
-        ax_success.bar(np.arange(len(evaluations)) + j * width, rates, width, label=name,
-                       hatch={"policy": "", "benchmark": "//", "limit": ".."}[name])
-    ax_success.set_xticks(np.arange(len(evaluations)) + width * (len(names) - 1) / 2,
-                          [f"task {ev.task.id}" for ev in evaluations])
-    ax_success.set_ylim(0, 1.05)
-    ax_success.set_ylabel("success rate")
+    if many:
+        for name in names:
+            rates = np.sort([getattr(ev, name).success_rate for ev in evaluations])
+            ax_success.step(rates, np.arange(1, len(rates) + 1) / len(rates), where="post", color=COLOURS[name],
+                            label=name)
+        ax_success.set_xlabel("success rate (per task)")
+        ax_success.set_ylabel("fraction of tasks <= x")
+        ax_success.set_xlim(-0.02, 1.02)
+    else:
+        width = 0.8 / max(1, len(names))
+        for j, name in enumerate(names):
+            rates = [getattr(ev, name).success_rate for ev in evaluations]
+            ax_success.bar(np.arange(len(evaluations)) + j * width, rates, width, label=name, color=COLOURS[name],
+                           alpha=0.7)
+        ax_success.set_xticks(np.arange(len(evaluations)) + width * (len(names) - 1) / 2,
+                              [f"task {ev.task.id}" for ev in evaluations])
+        ax_success.set_ylim(0, 1.05)
+        ax_success.set_ylabel("success rate")
     ax_success.legend(fontsize=7)
     ax_table.axis("off")
-    lines = ["task  success  length  bench  limit  ratio"]
-    for ev in evaluations:
-        if ev.policy is None or ev.benchmark is None or ev.limit is None:
-            continue
-        lines.append(f"{ev.task.id:>4}  {ev.policy.success_rate:7.0%}  {ev.policy.mean_length:6.2f}  "
-                     f"{ev.benchmark.mean_length:5.2f}  {ev.limit.mean_length:5.2f}  {ev.length_ratio():5.2f}")
+    complete = [ev for ev in evaluations if ev.policy is not None and ev.benchmark is not None
+                and ev.limit is not None]
+    if many and complete:
+        from maml_rl.distribution import summarise
+
+        s = summarise(complete)
+        lines = [f"{len(complete)} tasks, policy:", f"success >= 95 %: {s.fraction_ge_95:.1%} of tasks",
+                 f"success = 100 %: {s.fraction_100:.1%} of tasks", f"worst task:      {s.worst_success:.1%}",
+                 "", "length / benchmark", f"  median {s.ratio_benchmark_median:.2f}  p90 {s.ratio_benchmark_p90:.2f}"
+                 f"  max {s.ratio_benchmark_max:.2f}", "length / limit",
+                 f"  median {s.ratio_limit_median:.2f}  p90 {s.ratio_limit_p90:.2f}  max {s.ratio_limit_max:.2f}"]
+        ax_table.set_title("policy across tasks", fontsize=9)
+    else:
+        lines = ["task  success  length  bench  limit  ratio"]
+        for ev in complete:
+            lines.append(f"{ev.task.id:>4}  {ev.policy.success_rate:7.0%}  {ev.policy.mean_length:6.2f}  "
+                         f"{ev.benchmark.mean_length:5.2f}  {ev.limit.mean_length:5.2f}  {ev.length_ratio():5.2f}")
+        ax_table.set_title("mean episode length (ratio = policy / benchmark)", fontsize=9)
     ax_table.text(0.0, 1.0, "\n".join(lines), family="monospace", va="top", fontsize=10,
                   transform=ax_table.transAxes)
-    ax_table.set_title("mean episode length (ratio = policy / benchmark)", fontsize=9)
     suffix = f" - total environment interactions: {interactions:,}" if interactions is not None else ""
     fig.suptitle(title + suffix)
     return save_figure(fig, path)

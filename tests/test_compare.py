@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from conftest import REPO
-from maml_rl.adaptation import EvaluationPoint, adapt, policy_controller
+from maml_rl.adaptation import EvaluationPoint, adapt, adaptation_sampler, policy_controller
 from maml_rl.checkpoint import save_policy
 from maml_rl.compare import against_benchmark, evaluation_seed, main, meta_training_cost, run_maml, run_ppo
 from maml_rl.compare_report import Curve, cell, summary
@@ -23,8 +23,7 @@ from maml_rl.config import load_config
 from maml_rl.envs.tasks import load_evaluation_tasks
 from maml_rl.evaluation import ControllerStats, Evaluation, benchmark_controller, evaluation_kicks, run_controller
 from maml_rl.ppo_baseline import PPOSettings, ppo_controller, train_ppo
-from maml_rl.samplers import make_sampler
-from maml_rl.training import environment_of, make_policy, make_spec
+from maml_rl.training import environment_of, make_policy
 from maml_rl.utils.torch_utils import task_slice
 
 EPISODES = 12
@@ -81,7 +80,7 @@ def test_adaptation_draws_fresh_states_at_every_point_and_test_py_keeps_its_stat
 
     def points(evaluation_seed_of):
         policy = make_policy(config, 1)
-        sampler = make_sampler("vectorized", make_spec(config, policy, 1), 1, policy)
+        sampler = adaptation_sampler(config, policy, 1)
         seen: list[EvaluationPoint] = []
         adapt(policy, config, chosen, sampler, 2, tmp_path / str(len(list(tmp_path.iterdir()))), EPISODES, 1, 1,
               on_evaluation=seen.append, evaluation_seed=evaluation_seed_of)

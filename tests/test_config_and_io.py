@@ -46,6 +46,7 @@ def test_shipped_configs_load_with_the_documented_values() -> None:
 @pytest.mark.parametrize("changes, message", [
     ({"fast-lr": "fast"}, "'fast-lr' must be a number"),
     ({"num-steps": 2.5}, "'num-steps' must be an integer"),
+    ({"num-steps": 0}, "'num-steps' must be >= 1"),
     ({"first-order": "yes"}, "'first-order' must be true or false"),
     ({"hidden-sizes": [64, -1]}, "'hidden-sizes' must be a non-empty list"),
     ({"meta-batchsize": 8}, "unknown key 'meta-batchsize'"),
@@ -129,15 +130,45 @@ def test_run_folders_are_never_clobbered_silently(tmp_path) -> None:
         prepare_new_run(run_folder(blocker, "exp", "train"), overwrite=False)
 
 
-def test_metrics_log_is_rewritten_whole_and_read_back(tmp_path) -> None:
-    log = MetricsLog(tmp_path / "m.jsonl")
+def test_metrics_log_appends_one_row_at_a_time_and_resumes(tmp_path) -> None:
+    path = tmp_path / "m.jsonl"
+    log = MetricsLog.create(path)
     log.append({"batch": 0, "value": 1.5, "bad": float("nan")})
+    size = path.stat().st_size
+    inode = path.stat().st_ino
     log.append({"batch": 1, "list": [1, 2]})
-    rows = read_metrics(tmp_path / "m.jsonl")
+    # Appended in place: the first row's bytes are untouched, the file is not replaced.
+    assert path.stat().st_ino == inode and path.read_bytes()[:size].endswith(b"\n")
+    rows = read_metrics(path)
     assert rows == [{"batch": 0, "value": 1.5, "bad": None}, {"batch": 1, "list": [1, 2]}]
     assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
-    (tmp_path / "broken.jsonl").write_text(json.dumps({"a": 1}) + "\n{\"a\": ")
-    with pytest.raises(RunFolderError, match="line 2"):
-        read_metrics(tmp_path / "broken.jsonl")
+    # A crash during an append leaves a torn last line: reading refuses it, resuming drops it,
+    # together with the rows of batches whose training state was not saved.
+    with open(path, "a") as handle:
+        handle.write('{"batch": 2, "val')
+    with pytest.raises(RunFolderError, match="line 3"):
+        read_metrics(path)
+    log, kept = MetricsLog.resume(path, lambda row: row["batch"] < 1)
+    assert kept == rows[:1] and read_metrics(path) == rows[:1]
+    log.append({"batch": 1})
+    assert [r["batch"] for r in read_metrics(path)] == [0, 1]
+    (tmp_path / "broken.jsonl").write_text(json.dumps({"a": 1}) + "\n{\"a\": \n" + json.dumps({"a": 2}) + "\n")
+    with pytest.raises(RunFolderError, match="line 2"):  # torn inside the file: never silently dropped
+        MetricsLog.resume(tmp_path / "broken.jsonl", lambda row: True)
     with pytest.raises(RunFolderError, match="no metrics file"):
         read_metrics(tmp_path / "absent.jsonl")
+
+
+def test_every_os_error_from_a_user_path_is_one_line_and_exit_2(capsys) -> None:
+    from maml_rl.cli import run_main
+
+    for error in (NotADirectoryError(20, "Not a directory", "out/file/run"), IsADirectoryError(21, "Is a directory",
+                  "awake"), FileNotFoundError(2, "No such file or directory", "a", "b")):
+        def main(argv, error=error):
+            raise error
+
+        with pytest.raises(SystemExit) as exit_info:
+            run_main(main, [])
+        assert exit_info.value.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and error.filename in lines[0]

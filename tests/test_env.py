@@ -26,12 +26,25 @@ def test_check_env_and_registration() -> None:
     env.close()
 
 
-def test_observation_is_clipped_scaled_readings() -> None:
+def test_observation_is_scaled_readings_bounded_by_the_aperture() -> None:
     env = AwakeSteering()
-    theta = np.linspace(-2e-4, 2e-4, 10)
-    obs, _ = env.reset(options={"initial_kicks": theta})
-    expected = np.clip(100 * env.response @ theta, -1, 1)
-    np.testing.assert_allclose(obs, expected.astype(np.float32))
+    direction = np.linspace(-2e-4, 2e-4, 10)
+    readings = 100 * env.response @ direction
+    # Inside the aperture (largest reading 0.99): the observation is the scaled reading itself.
+    theta = direction * 0.99 / np.abs(readings).max()
+    obs, info = env.reset(options={"initial_kicks": theta})
+    np.testing.assert_allclose(obs, (100 * env.response @ theta).astype(np.float32), rtol=1e-6)
+    assert np.abs(obs).max() == pytest.approx(0.99, rel=1e-6) and not info["beam_lost"]
+    # Past the aperture (largest reading 3): readings beyond 1 are bounded to [-1, 1]; from the
+    # first monitor outside on, every reading is that monitor's sign (beam lost there).
+    theta = direction * 3.0 / np.abs(readings).max()
+    obs, info = env.reset(options={"initial_kicks": theta})
+    raw = 100 * env.response @ theta
+    first = int(np.argmax(np.abs(raw) >= 1))
+    assert np.abs(raw).max() == pytest.approx(3.0) and info["beam_lost"]
+    np.testing.assert_allclose(obs[:first], raw[:first].astype(np.float32), rtol=1e-6)
+    np.testing.assert_array_equal(obs[first:], np.sign(raw[first]))
+    np.testing.assert_array_equal(obs, np.clip(obs, -1, 1))
     assert env.observation_space.contains(obs)
 
 
@@ -121,6 +134,21 @@ def test_task_api() -> None:
     all_quads.reset(seed=1)
     f = np.array([t.factors for t in all_quads.sample_tasks(50)])
     assert np.all(f != 1.0) and f.min() >= 0.75 and f.max() <= 1.25
+
+
+@pytest.mark.parametrize("plane", ["horizontal", "vertical"])
+def test_sampled_tasks_can_start_episodes_in_the_env_plane(plane) -> None:
+    # About 45 % of the distribution is inadmissible in the vertical plane: sampling must check
+    # admissibility in the environment's own plane, or reset() fails on those tasks.
+    from maml_rl.envs.tasks import is_admissible
+    env = AwakeSteering(plane=plane)
+    env.reset(seed=0)
+    tasks = env.sample_tasks(40)
+    assert all(is_admissible(t, plane) for t in tasks)
+    for task in tasks:
+        env.reset_task(task)
+        obs, _ = env.reset()
+        assert np.sqrt(np.mean(obs.astype(float) ** 2)) > 0.2
 
 
 def test_task_value_object() -> None:
@@ -230,3 +258,10 @@ def test_batched_initial_states_equal_sequential_draws() -> None:
     batched = sample_initial_kicks_batch([np.random.default_rng(s) for s in seeds], responses)
     sequential = np.stack([sample_initial_kicks(np.random.default_rng(s), r) for s, r in zip(seeds, responses)])
     np.testing.assert_array_equal(batched, sequential)
+
+
+def test_ppo_fresh_task_is_admissible_in_the_plane_it_steers() -> None:
+    from maml_rl.envs.tasks import is_admissible
+    from ppo import resolve_task
+    tasks = [resolve_task(-1, None, seed, "vertical") for seed in range(12)]
+    assert all(is_admissible(t, "vertical") for t in tasks)

@@ -18,19 +18,16 @@ def random_batch(seed: int = 0, k: int = 2, t: int = 9, b: int = 5) -> dict[str,
     mask = (torch.arange(t).view(1, t, 1) < lengths.unsqueeze(1)).float()
     rewards = torch.randn(k, t, b, generator=g) * mask
     values = torch.randn(k, t, b, generator=g) * mask
-    last_values = torch.randn(k, b, generator=g)
-    terminated = torch.rand(k, b, generator=g) < 0.5
-    return dict(rewards=rewards, values=values, last_values=last_values, mask=mask, lengths=lengths,
-                terminated=terminated)
+    return dict(rewards=rewards, values=values, mask=mask, lengths=lengths)
 
 
-def reference_gae(r, v, last, terminated, gamma, lam):
-    """Textbook per-episode GAE: delta_t = r_t + gamma V_{t+1} - V_t, bootstrap only if truncated."""
+def reference_gae(r, v, gamma, lam):
+    """Textbook per-episode GAE of a finite-horizon episode: delta_t = r_t + gamma V_{t+1} - V_t, V_n = 0."""
     n = len(r)
     adv = np.zeros(n)
     running = 0.0
     for t in reversed(range(n)):
-        next_v = v[t + 1] if t + 1 < n else (0.0 if terminated else last)
+        next_v = v[t + 1] if t + 1 < n else 0.0
         delta = r[t] + gamma * next_v - v[t]
         running = delta + gamma * lam * running
         adv[t] = running
@@ -41,8 +38,7 @@ def reference_gae(r, v, last, terminated, gamma, lam):
 def test_returns_and_gae_equal_per_episode_loops(gamma: float, lam: float) -> None:
     data = random_batch()
     returns = discounted_returns(data["rewards"], data["mask"], gamma)
-    adv = generalized_advantages(data["rewards"], data["values"], data["last_values"], data["mask"],
-                                 data["lengths"], data["terminated"], gamma, lam)
+    adv = generalized_advantages(data["rewards"], data["values"], data["mask"], gamma, lam)
     k, t, b = data["rewards"].shape
     for i in range(k):
         for e in range(b):
@@ -50,21 +46,48 @@ def test_returns_and_gae_equal_per_episode_loops(gamma: float, lam: float) -> No
             r = data["rewards"][i, :n, e].double().numpy()
             expected_returns = [sum(gamma ** k * r[s + k] for k in range(n - s)) for s in range(n)]
             np.testing.assert_allclose(returns[i, :n, e].numpy(), expected_returns, rtol=1e-5, atol=1e-5)
-            expected = reference_gae(r, data["values"][i, :n, e].double().numpy(), float(data["last_values"][i, e]),
-                                     bool(data["terminated"][i, e]), gamma, lam)
+            expected = reference_gae(r, data["values"][i, :n, e].double().numpy(), gamma, lam)
             np.testing.assert_allclose(adv[i, :n, e].numpy(), expected, rtol=1e-5, atol=1e-5)
             assert torch.all(returns[i, n:, e] == 0) and torch.all(adv[i, n:, e] == 0)
 
 
-def test_truncation_bootstraps_and_termination_does_not() -> None:
-    rewards = torch.tensor([[[1.0, 1.0]]]).transpose(1, 2)  # K=1, T=2, B=1
-    mask = torch.ones(1, 2, 1)
-    values = torch.zeros(1, 2, 1)
-    lengths = torch.tensor([[2]])
-    for terminated, expected_last in ((True, 1.0), (False, 1.0 + 5.0)):
-        adv = generalized_advantages(rewards, values, torch.tensor([[5.0]]), mask, lengths,
-                                     torch.tensor([[terminated]]), gamma=1.0, gae_lambda=1.0)
-        assert float(adv[0, 1, 0]) == pytest.approx(expected_last)
+def _truncating_batch(horizon: int = 6, episodes: int = 40, seed: int = 0) -> EpisodeBatch:
+    """Episodes of one task; half reach the time limit (truncated), rewards all negative."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.where(torch.arange(episodes) % 2 == 0, torch.tensor(horizon),
+                          torch.randint(1, horizon, (episodes,), generator=g)).view(1, episodes)
+    mask = (torch.arange(horizon).view(1, horizon, 1) < lengths.unsqueeze(1)).float()
+    obs = torch.randn(1, horizon, episodes, 3, generator=g) * mask.unsqueeze(-1)
+    rewards = -(1.0 + obs.square().sum(-1)) * mask
+    truncated = lengths == horizon
+    return EpisodeBatch(observations=obs, actions=torch.zeros(1, horizon, episodes, 2), rewards=rewards, mask=mask,
+                        lengths=lengths, terminated=~truncated, success=torch.zeros_like(truncated),
+                        last_observations=torch.randn(1, episodes, 3, generator=g) * 50)
+
+
+def test_time_limit_is_part_of_the_task_no_bootstrap() -> None:
+    # One truncated episode: the last step's advantage is r - V(s_{T-1}), whatever comes after.
+    rewards = torch.tensor([[[-1.0], [-1.0]]])  # K=1, T=2, B=1
+    values = torch.tensor([[[-1.5], [-0.75]]])
+    adv = generalized_advantages(rewards, values, torch.ones(1, 2, 1), gamma=1.0, gae_lambda=1.0)
+    torch.testing.assert_close(adv, torch.tensor([[[-2.0 + 1.5], [-1.0 + 0.75]]]))
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.95])
+def test_truncated_episodes_use_the_baselines_own_targets(gamma: float) -> None:
+    # With lambda = 1 the advantage is exactly (return the baseline was fitted to) - (its value):
+    # no evaluation of the baseline outside the fitted steps (t = T), even for extreme final
+    # observations, and no positive values where every reward is negative.
+    batch = _truncating_batch()
+    baseline = LinearFeatureBaseline(3)
+    adv = batch.compute_advantages(baseline, gamma, 1.0, normalize=False)
+    returns = discounted_returns(batch.rewards, batch.mask, gamma)
+    values = baseline.predict(batch.observations, batch.time_steps)
+    torch.testing.assert_close(adv, (returns - values) * batch.mask, rtol=1e-5, atol=1e-5)
+    moved = EpisodeBatch(**{**{f: getattr(batch, f) for f in ("observations", "actions", "rewards", "mask",
+                                                              "lengths", "terminated", "success")},
+                            "last_observations": -batch.last_observations})
+    torch.testing.assert_close(moved.compute_advantages(LinearFeatureBaseline(3), gamma, 1.0, normalize=False), adv)
 
 
 def test_padding_never_leaks() -> None:
@@ -75,8 +98,7 @@ def test_padding_never_leaks() -> None:
     garbage["values"][pad] = -1e6
     out = []
     for d in (data, garbage):
-        adv = generalized_advantages(d["rewards"], d["values"], d["last_values"], d["mask"], d["lengths"],
-                                     d["terminated"], 0.99, 0.95)
+        adv = generalized_advantages(d["rewards"], d["values"], d["mask"], 0.99, 0.95)
         out.append(normalize_per_task(adv, d["mask"]))
     torch.testing.assert_close(out[0], out[1])
     normalised = out[0]

@@ -74,12 +74,26 @@ def test_second_order_meta_gradient_matches_central_differences(data) -> None:
     assert (grad_first - numeric).norm() > 1e-2 * numeric.norm()
 
 
-def test_first_and_second_order_agree_without_inner_steps(data) -> None:
+def test_first_and_second_order_differ_only_through_the_inner_hessian(data) -> None:
+    # Both branches adapt (two inner steps each, create_graph or not). With fast_lr = 0 the
+    # inner Hessian term lr * d^2 L_in is zero and the meta-gradients must coincide; with
+    # fast_lr > 0 they must differ, by an amount that vanishes linearly with fast_lr.
     train, valid = data
-    second, first = tiny_learner(False, num_steps=0), tiny_learner(True, num_steps=0)
-    old = second.surrogate([], valid).old
-    torch.testing.assert_close(_objective_and_gradient(second, [], valid, old)[1],
-                               _objective_and_gradient(first, [], valid, old)[1])
+
+    def gradients(lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        second, first = tiny_learner(False, fast_lr=lr), tiny_learner(True, fast_lr=lr)
+        old = second.surrogate(train, valid).old
+        return (_objective_and_gradient(second, train, valid, old)[1],
+                _objective_and_gradient(first, train, valid, old)[1])
+
+    second, first = gradients(0.0)
+    torch.testing.assert_close(second, first, rtol=1e-12, atol=1e-14)
+    gaps = []
+    for lr in (0.02, 0.01):
+        second, first = gradients(lr)
+        gaps.append(float((second - first).norm()))
+    assert gaps[1] > 1e-6 * float(second.norm())
+    assert gaps[0] / gaps[1] == pytest.approx(2.0, rel=0.1)  # O(fast_lr)
 
 
 def test_conjugate_gradient_solves_spd_system() -> None:
@@ -135,6 +149,48 @@ def test_kl_hessian_vector_product_matches_finite_differences(data, first_order:
     torch.testing.assert_close(generic, numeric, rtol=1e-5, atol=1e-7)
     used = learner.kl_hessian_product(valid, learner.surrogate(train, valid))(vector)
     torch.testing.assert_close(used, numeric, rtol=1e-5, atol=1e-7)  # closed-form Fisher for first order
+
+
+def test_first_order_fisher_against_the_full_re_adapted_kl(data) -> None:
+    """The first-order Hessian against the KL that re-adapts from the perturbed parameters.
+
+    The line search measures KL(theta) = mean KL(pi_old || pi_{theta'(theta)}) with
+    theta'(theta) = theta - lr grad L_in(theta) recomputed at every theta. At the old parameters
+    its exact Hessian is J^T F J with J = d theta' / d theta = I - lr d^2 L_in (the second
+    derivatives of the mean drop out because dKL/dmu = 0 there); second-order double
+    back-propagation gives exactly that. First-order MAML sets J = I everywhere, in the gradient
+    and therefore also in the Hessian it uses (the closed-form Fisher F): the two agree exactly
+    when the inner step does not depend on theta (fast_lr = 0) and differ by O(fast_lr) otherwise.
+    """
+    train, valid = data
+    vector = torch.randn(sum(p.numel() for p in tiny_learner(True).policy.parameters()), dtype=torch.float64,
+                         generator=torch.Generator().manual_seed(7))
+
+    def quadratic_forms(lr: float) -> tuple[float, float, float]:
+        first, second = tiny_learner(True, fast_lr=lr), tiny_learner(False, fast_lr=lr)
+        params = list(first.policy.parameters())
+        current = first.surrogate(train, valid)
+        fisher = float(vector @ first.kl_hessian_product(valid, current)(vector))
+        exact = float(vector @ second.hessian_vector_product(second.surrogate(train, valid).kl, 0.0)(vector))
+        theta = parameters_to_vector(params).detach().clone()
+        eps = 1e-4
+        values = []
+        for sign in (1, -1):  # the KL value re-adapts from theta +- eps v (inner gradients recomputed)
+            vector_to_parameters(theta + sign * eps * vector, params)
+            values.append(first.surrogate(train, valid, current.old).kl.item())
+        vector_to_parameters(theta, params)
+        numeric = (values[0] + values[1]) / eps ** 2  # KL(theta) = 0, so v^T H v = (KL+ + KL-) / eps^2
+        return fisher, exact, numeric
+
+    fisher, exact, numeric = quadratic_forms(0.0)
+    assert fisher == pytest.approx(exact, rel=1e-10) and numeric == pytest.approx(exact, rel=1e-5)
+    gaps = []
+    for lr in (0.002, 0.001):
+        fisher, exact, numeric = quadratic_forms(lr)
+        assert numeric == pytest.approx(exact, rel=1e-5)  # the real, re-adapted KL's curvature
+        gaps.append(abs(fisher - exact))
+    assert gaps[1] > 1e-8 * abs(exact)
+    assert gaps[0] / gaps[1] == pytest.approx(2.0, rel=0.1)  # the first-order error is O(fast_lr)
 
 
 class _NeverImproves(MAMLTRPO):

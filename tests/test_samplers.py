@@ -30,10 +30,10 @@ def policy() -> NormalMLPPolicy:
 
 
 def assert_same_episodes(a, b) -> None:
-    for name in ("lengths", "terminated", "success"):
+    """Bitwise equal: what README promises ("the same episodes")."""
+    for name in ("lengths", "terminated", "success", "observations", "actions", "rewards", "mask",
+                 "last_observations"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
-    for name in ("observations", "actions", "rewards", "mask", "last_observations"):
-        torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=0, atol=1e-6)
 
 
 def test_vectorized_and_multiprocessing_produce_the_same_episodes(policy) -> None:
@@ -75,9 +75,10 @@ def test_training_curve_is_independent_of_the_number_of_workers() -> None:
     reference = _training_curve(lambda spec, policy: VectorizedSampler(spec, policy))
     for workers in (1, 2):
         curve = _training_curve(lambda spec, policy, n=workers: MultiprocessingSampler(spec, num_workers=n))
-        for a, b in zip(reference, curve):
-            for key in ("train_return", "valid_return", "valid_length", "loss_after", "kl_after", "interactions"):
-                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), key
+        assert len(curve) == len(reference)
+        for a, b in zip(reference, curve):  # every logged number identical, timings aside
+            assert {k: v for k, v in a.items() if not k.startswith("time_")} == \
+                {k: v for k, v in b.items() if not k.startswith("time_")}
 
 
 def test_dead_worker_is_reported_within_seconds(policy) -> None:
@@ -92,6 +93,8 @@ def test_dead_worker_is_reported_within_seconds(policy) -> None:
         with pytest.raises(SamplerError, match="worker 1 died"):
             sampler.sample(params, tasks, 0, 1)
         assert time.monotonic() - start < 5
+        with pytest.raises(SamplerError, match="closed"):  # unusable, never half a round
+            sampler.sample(params, tasks, 0, 2)
     finally:
         sampler.close()
         sampler.close()  # idempotent
@@ -106,3 +109,48 @@ def test_failing_worker_reports_its_error(policy) -> None:
             sampler.sample(params, tasks, 0, 0)
     with pytest.raises(SamplerError, match="closed"):
         sampler.sample(params, tasks, 0, 0)
+
+
+def test_no_stale_episodes_after_one_worker_fails(policy) -> None:
+    # Worker 0 finishes its share while worker 1 fails: worker 0's episodes stay in its pipe.
+    # A later round must never return them as its own; the sampler is closed instead.
+    import numpy as np
+
+    spec = make_spec(policy, episodes=16, max_time=100)
+    tasks = sample_tasks(task_rng(5, 0), 4)
+    for task in tasks[2:]:  # no admissible initial state: reset fails in worker 1
+        task.__dict__["response_matrices"] = (np.eye(10) * 1e-3, np.eye(10) * 1e-3)
+    params = stack_params({n: p.detach() for n, p in policy.named_parameters()}, 4)
+    sampler = MultiprocessingSampler(spec, num_workers=2, poll_interval=0.2)
+    try:
+        start = time.monotonic()
+        with pytest.raises(SamplerError, match="worker 1 failed"):
+            sampler.sample(params, tasks, 0, 0)
+        with pytest.raises(SamplerError, match="closed"):
+            sampler.sample({n: p[:2] for n, p in params.items()}, tasks[:2], 0, 1)
+        assert time.monotonic() - start < 5
+        assert not any(process.is_alive() for process in sampler._processes)
+    finally:
+        sampler.close()
+
+
+def test_adaptation_draws_from_its_own_streams(policy) -> None:
+    # Same seed, batch, round and task positions: meta-training and test-time adaptation must not
+    # sample the same episodes (initial states and action noise).
+    import dataclasses
+
+    import numpy as np
+
+    from maml_rl.seeding import PURPOSE_ADAPTATION, episode_rng
+
+    spec = make_spec(policy)
+    tasks = sample_tasks(task_rng(5, 0), 2)
+    params = stack_params({n: p.detach() for n, p in policy.named_parameters()}, 2)
+    training = VectorizedSampler(spec, policy).sample(params, tasks, 0, 0)
+    adaptation = VectorizedSampler(dataclasses.replace(spec, purpose=PURPOSE_ADAPTATION), policy).sample(
+        params, tasks, 0, 0)
+    assert not torch.equal(training.observations[:, 0], adaptation.observations[:, 0])
+    # Training keys are those of earlier versions (purpose 0 adds nothing to the key).
+    legacy = np.random.Generator(np.random.Philox(key=[(5 << 24) | 3, ((((2 << 16) | 4) << 16 | 6) << 8)]))
+    assert episode_rng(5, 3, 2, 4, 6).random() == legacy.random()
+    assert episode_rng(5, 3, 2, 4, 6, purpose=PURPOSE_ADAPTATION).random() != episode_rng(5, 3, 2, 4, 6).random()

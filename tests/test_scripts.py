@@ -216,3 +216,125 @@ def test_read_out_follow_refreshes_until_interrupted(trained) -> None:
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert figure.stat().st_mtime_ns > first and "stopped following" in out
+
+
+def _rows(folder: Path) -> list[dict]:
+    return [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def _assert_same_run(reference: Path, other: Path) -> None:
+    full, resumed = _rows(reference), _rows(other)
+    assert len(resumed) == len(full)
+    for a, b in zip(full, resumed):
+        assert {k: v for k, v in a.items() if k not in TIMING_KEYS} == \
+            {k: v for k, v in b.items() if k not in TIMING_KEYS}
+    expected = torch.load(reference / "policy.th", weights_only=True)
+    actual = torch.load(other / "policy.th", weights_only=True)
+    for name, value in expected["state_dict"].items():
+        assert torch.equal(value, actual["state_dict"][name])
+    assert actual["metadata"]["meta_training_interactions"] == expected["metadata"]["meta_training_interactions"]
+
+
+def test_policy_files_record_the_meta_training_cost(trained) -> None:
+    folder = trained / "tiny" / "train"
+    rows = _rows(folder)
+    metadata = torch.load(folder / "policy.th", weights_only=True)["metadata"]
+    total = sum(r["interactions"] for r in rows)
+    assert metadata["meta_training_interactions"] == total == rows[-1]["total_interactions"]
+    assert metadata["meta_training_wall_time"] == pytest.approx(rows[-1]["wall_time"]) and rows[-1]["wall_time"] > 0
+    checkpoint = torch.load(folder / "checkpoints" / "policy_batch_00002.th", weights_only=True)["metadata"]
+    assert checkpoint["meta_training_interactions"] == rows[1]["total_interactions"]
+
+
+def test_resume_after_a_crash_between_the_metrics_row_and_the_policy_file(tmp_path, trained, tiny_config,
+                                                                        monkeypatch) -> None:
+    import maml_rl.training as training
+
+    real_save = training.save_policy
+
+    def crash_at_batch_one(path, policy, meta, **kwargs):
+        if meta["batch"] == 1:
+            raise KeyboardInterrupt  # the row of batch 1 is written, its training state is not
+        real_save(path, policy, meta, **kwargs)
+
+    monkeypatch.setattr(training, "save_policy", crash_at_batch_one)
+    options = dict(output_folder=tmp_path, experiment_name="tiny", save_progress_interval=2, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(training.TrainOptions(config=tiny_config, **options))
+    folder = tmp_path / "tiny" / "train"
+    assert [r["batch"] for r in _rows(folder)] == [0, 1]
+    monkeypatch.setattr(training, "save_policy", real_save)
+    training.train(training.TrainOptions(resume=True, **options))
+    _assert_same_run(trained / "tiny" / "train", folder)
+
+
+def test_resume_after_kill_9_in_the_middle_of_a_run(tmp_path, tiny_config) -> None:
+    import signal
+    import time
+
+    common = ["--config", str(tiny_config), "--num-batches", "10", "--no-progress"]
+    run("train.py", *common, "--output-folder", str(tmp_path / "full"))
+    folder = tmp_path / "killed" / "maml" / "train"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    process = subprocess.Popen([sys.executable, "train.py", *common, "--output-folder", str(tmp_path / "killed")],
+                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        metrics = folder / "metrics.jsonl"
+        if metrics.exists() and metrics.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    done = len(_rows(folder))
+    assert 3 <= done < 10, "killed too late to test anything"
+    run("train.py", "--output-folder", str(tmp_path / "killed"), "--resume", "--no-progress")
+    _assert_same_run(tmp_path / "full" / "maml" / "train", folder)
+
+
+def test_resume_refuses_a_different_config_or_seed(tmp_path, trained, tiny_config) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text(tiny_config.read_text().replace("max-kl: 0.001", "max-kl: 0.002"))
+    before = (trained / "tiny" / "train" / "metrics.jsonl").read_bytes()
+    common = ["--output-folder", str(trained), "--experiment-name", "tiny", "--resume", "--no-progress"]
+    one_line_error(run("train.py", *common, "--config", str(other), expect=2), "disagrees", "max-kl")
+    one_line_error(run("train.py", *common, "--seed", "7", "--num-batches", "4", expect=2), "--seed 7 disagrees")
+    assert (trained / "tiny" / "train" / "metrics.jsonl").read_bytes() == before
+    # The run's own config and seed, given explicitly, are accepted (here: nothing left to do).
+    run("train.py", *common, "--config", str(tiny_config), "--seed", "1")
+    assert (trained / "tiny" / "train" / "metrics.jsonl").read_bytes() == before
+
+
+def test_progress_in_a_log_file_is_plain_lines(tmp_path, tiny_config) -> None:
+    # stdout/stderr are pipes here, as in a log file or CI: no carriage-return redraws.
+    result = run("train.py", "--config", str(tiny_config), "--output-folder", str(tmp_path), "--num-batches", "40")
+    output = result.stdout + result.stderr
+    assert "\r" not in output
+    progress_lines = [line for line in result.stderr.splitlines() if line.startswith("meta-training:")]
+    assert 2 <= len(progress_lines) <= 21 and progress_lines[-1].startswith("meta-training: 40/40 batch")
+    assert "post" in progress_lines[-1] and "success" in progress_lines[-1]
+
+
+def test_run_maml_never_replaces_a_run_folder_silently(tmp_path, trained) -> None:
+    policy = trained / "tiny" / "train" / "policy.th"
+    common = ["run_maml.py", "--policy", str(policy), "--task-ids", "0", "--num-episodes", "3",
+              "--output-folder", str(tmp_path)]
+    run(*common)
+    result_file = tmp_path / "maml" / "run_maml" / "evaluation.json"
+    before = result_file.read_bytes()
+    one_line_error(run(*common, "--num-episodes", "4", expect=2), "already exists", "--overwrite")
+    assert result_file.read_bytes() == before
+    run(*common, "--num-episodes", "4", "--overwrite")
+    assert json.loads(result_file.read_text())["num_episodes"] == 4
+
+
+@pytest.mark.parametrize("script", [["run_maml.py", "--num-episodes", "2", "--task-ids", "0"],
+                                    ["test.py", "--num-batches", "1", "--num-episodes", "2", "--task-ids", "0"],
+                                    ["train.py", "--num-batches", "1"]])
+def test_output_folder_that_is_a_file_gives_one_line(tmp_path, tiny_config, script) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    extra = ["--config", str(tiny_config)] if script[0] != "run_maml.py" else []
+    result = run(*script, *extra, "--output-folder", str(blocker), expect=2)
+    one_line_error(result, str(blocker))
+    assert blocker.read_text() == "a file where a folder should be"

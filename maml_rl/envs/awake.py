@@ -79,8 +79,13 @@ class AwakeSteering(gym.Env):
 
     # -------------------------------------------------------------------- task API
     def sample_tasks(self, n: int) -> list[Task]:
-        """Draw ``n`` tasks from the task distribution with the environment's generator."""
-        tasks = sample_tasks(self.np_random, n, self.num_random_quads, first_id=self._next_task_id)
+        """Draw ``n`` tasks from the task distribution with the environment's generator.
+
+        Admissibility (see ``maml_rl.envs.tasks.is_admissible``) is checked in this
+        environment's plane, so every returned task can start an episode here.
+        """
+        tasks = sample_tasks(self.np_random, n, self.num_random_quads, first_id=self._next_task_id,
+                             plane=self.plane)
         self._next_task_id += n
         return tasks
 

@@ -10,6 +10,7 @@ import torch
 from maml_rl.envs.dynamics import SteeringDynamics
 from maml_rl.envs.tasks import Task
 from maml_rl.episode import EpisodeBatch
+from maml_rl.seeding import PURPOSE_TRAINING
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class SamplerSpec:
         Seed of the episodes' random streams.
     policy_config
         ``NormalMLPPolicy.config()`` (to rebuild the network in worker processes).
+    purpose
+        ``maml_rl.seeding.PURPOSE_TRAINING`` or ``PURPOSE_ADAPTATION``: keys the episodes'
+        random streams, so test-time adaptation never replays meta-training's episodes.
     """
 
     dynamics: SteeringDynamics
@@ -35,6 +39,7 @@ class SamplerSpec:
     episodes_per_task: int
     seed: int
     policy_config: dict
+    purpose: int = PURPOSE_TRAINING
 
 
 class Sampler(Protocol):

@@ -5,7 +5,9 @@ start method: nothing is inherited). A round's tasks are split into contiguous c
 one per worker; every episode draws from its own keyed random stream, so the episodes
 are identical to the vectorised sampler's whatever the number of workers. A worker that
 raises reports its traceback; a worker that dies is noticed within ``poll_interval``
-seconds; both surface as ``SamplerError`` in the main process.
+seconds; both surface as ``SamplerError`` in the main process, and the sampler is then
+closed (every later ``sample`` raises ``SamplerError``), so no result of a failed round is
+ever returned by a later one.
 """
 
 from __future__ import annotations
@@ -116,16 +118,27 @@ class MultiprocessingSampler:
             raise SamplerError("sampler is closed")
         arrays = {name: p.detach().numpy() for name, p in params.items()}
         responses = responses_of(tasks, self.spec.plane)
-        key = RolloutKey(self.spec.seed, batch, round_index)
+        key = RolloutKey(self.spec.seed, batch, round_index, self.spec.purpose)
         chunks = [c for c in np.array_split(np.arange(len(tasks)), self.num_workers) if len(c)]
         try:
-            for worker, chunk in enumerate(chunks):
-                part = {name: a[chunk[0]:chunk[-1] + 1] for name, a in arrays.items()}
-                self._conns[worker].send((part, responses[chunk], chunk, key))
-            results = [self._receive(worker) for worker in range(len(chunks))]
-        except (BrokenPipeError, ConnectionResetError, OSError) as exc:
-            self._check_alive()
-            raise SamplerError(f"lost contact with a sampler worker: {exc}") from None
+            try:
+                for worker, chunk in enumerate(chunks):
+                    part = {name: a[chunk[0]:chunk[-1] + 1] for name, a in arrays.items()}
+                    self._conns[worker].send((part, responses[chunk], chunk, key))
+                results = [self._receive(worker) for worker in range(len(chunks))]
+            except (BrokenPipeError, ConnectionResetError, OSError) as exc:
+                self._check_alive()
+                raise SamplerError(f"lost contact with a sampler worker: {exc}") from None
+        except BaseException:
+            # The other workers' results of this round are still in their pipes: a later
+            # round would read them as its own (stale episodes), and a large send to a worker
+            # blocked on a full pipe could deadlock. Once a round fails the sampler is closed
+            # (without waiting for workers that may be blocked sending their results).
+            for process in self._processes:
+                if process.is_alive():
+                    process.terminate()
+            self.close()
+            raise
         return EpisodeBatch.concatenate(results)
 
     def close(self) -> None:

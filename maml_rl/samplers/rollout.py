@@ -18,7 +18,7 @@ from maml_rl.envs.batched import BatchedAwakeSteering
 from maml_rl.envs.dynamics import SteeringDynamics, sample_initial_kicks_batch
 from maml_rl.episode import EpisodeBatch
 from maml_rl.policies.normal_mlp import NormalMLPPolicy
-from maml_rl.seeding import STREAM_OBS_NOISE, episode_rng
+from maml_rl.seeding import PURPOSE_TRAINING, STREAM_OBS_NOISE, episode_rng
 
 NOISE_CHUNK = 32  # action noise is drawn 32 steps at a time per episode
 
@@ -30,6 +30,7 @@ class RolloutKey:
     seed: int
     batch: int
     round_index: int
+    purpose: int = PURPOSE_TRAINING
 
 
 def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], responses: np.ndarray,
@@ -57,12 +58,12 @@ def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], respons
     k, b = len(responses), episodes_per_task
     params = {name: p.detach().contiguous() for name, p in params.items()}
     n = k * b
-    rngs = [episode_rng(key.seed, key.batch, key.round_index, int(task_positions[i // b]), i % b)
-            for i in range(n)]
+    rngs = [episode_rng(key.seed, key.batch, key.round_index, int(task_positions[i // b]), i % b,
+                        purpose=key.purpose) for i in range(n)]
     noise_rngs = None
     if dynamics.noise_sigma > 0:
         noise_rngs = [episode_rng(key.seed, key.batch, key.round_index, int(task_positions[i // b]), i % b,
-                                  STREAM_OBS_NOISE) for i in range(n)]
+                                  STREAM_OBS_NOISE, key.purpose) for i in range(n)]
     episode_responses = np.repeat(np.asarray(responses, dtype=float), b, axis=0)
     kicks = sample_initial_kicks_batch(rngs, episode_responses)
 

@@ -25,7 +25,7 @@ class VectorizedSampler:
                round_index: int) -> EpisodeBatch:
         return rollout(self.policy, params, responses_of(tasks, self.spec.plane), np.arange(len(tasks)),
                        self.spec.episodes_per_task, self.spec.dynamics,
-                       RolloutKey(self.spec.seed, batch, round_index))
+                       RolloutKey(self.spec.seed, batch, round_index, self.spec.purpose))
 
     def close(self) -> None:
         pass
