@@ -116,11 +116,12 @@ def build_model(settings: PPOSettings, env: AwakeSteering, seed: int) -> Any:
 def _callback(total: int, every: int, hook: Hook | None, progress: bool) -> Any:
     """SB3 callback: progress bar, and ``hook`` after updates (imported lazily with SB3)."""
     from stable_baselines3.common.callbacks import BaseCallback
-    from tqdm import tqdm
+
+    from maml_rl.console import progress as progress_bar
 
     class Callback(BaseCallback):
         def _on_training_start(self) -> None:
-            self.bar = tqdm(total=total, desc="PPO", unit="step", disable=not progress, dynamic_ncols=True)
+            self.bar = progress_bar(total, desc="PPO", unit="step", enabled=progress)  # plain lines off a terminal
             self.next_hook = 0
             self.last_hook = -1
 
@@ -161,9 +162,11 @@ def train_ppo(config: Config, task: Task, steps: int, seed: int, progress: bool 
     """
     import torch
 
+    settings = settings or PPOSettings()
     torch.manual_seed(seed)
-    model = build_model(settings or PPOSettings(), make_env(config, task), seed)
-    model.learn(total_timesteps=steps, callback=_callback(steps, evaluate_every or steps, hook, progress))
+    model = build_model(settings, make_env(config, task), seed)
+    whole_rollouts = -(-steps // settings.n_steps) * settings.n_steps  # what learn() will collect
+    model.learn(total_timesteps=steps, callback=_callback(whole_rollouts, evaluate_every or steps, hook, progress))
     return model
 
 
