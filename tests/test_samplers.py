@@ -123,12 +123,12 @@ def test_no_stale_episodes_after_one_worker_fails(policy) -> None:
     params = stack_params({n: p.detach() for n, p in policy.named_parameters()}, 4)
     sampler = MultiprocessingSampler(spec, num_workers=2, poll_interval=0.2)
     try:
-        start = time.monotonic()
         with pytest.raises(SamplerError, match="worker 1 failed"):
             sampler.sample(params, tasks, 0, 0)
+        start = time.monotonic()
         with pytest.raises(SamplerError, match="closed"):
             sampler.sample({n: p[:2] for n, p in params.items()}, tasks[:2], 0, 1)
-        assert time.monotonic() - start < 5
+        assert time.monotonic() - start < 1  # refused at once, no waiting on any worker
         assert not any(process.is_alive() for process in sampler._processes)
     finally:
         sampler.close()
