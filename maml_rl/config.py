@@ -46,6 +46,8 @@ class Config:
     ls_max_steps: int = _doc("line-search trials")
     ls_backtrack_ratio: float = _doc("line-search step shrink factor")
     init_std: float = _doc("initial policy standard deviation (optional)", default=0.5)
+    adv_std_floor: float = _doc("floor of the per-task advantage std used for normalisation (optional, 0 = none)",
+                                default=0.0)
 
     def to_yaml_dict(self) -> dict[str, Any]:
         return {f.name.replace("_", "-"): getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -103,6 +105,7 @@ def _check_values(config: Config, where: str) -> None:
         ("nonlinearity", config.nonlinearity in ("tanh", "relu", "elu"), "must be tanh, relu or elu"),
         ("env-name", config.env_name == ENV_ID, f"must be {ENV_ID} (the only environment)"),
         ("init-std", config.init_std > 0, "must be > 0"),
+        ("adv-std-floor", config.adv_std_floor >= 0, "must be >= 0"),
     ]
     for key, ok, message in checks:
         if not ok:

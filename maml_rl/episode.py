@@ -64,12 +64,19 @@ def generalized_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: to
     return advantages * mask
 
 
-def normalize_per_task(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """(x - mean) / (std + eps) over the valid [T, B] entries of each task; padding stays 0."""
+def normalize_per_task(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8,
+                       min_std: float = 0.0) -> torch.Tensor:
+    """(x - mean) / (max(std, min_std) + eps) over the valid [T, B] entries of each task; padding stays 0.
+
+    ``min_std`` (in the units of x) keeps a task whose advantages hardly vary from being
+    scaled up to unit variance: there the spread is noise (e.g. every episode succeeds in
+    one step), and normalising it would turn that noise into a full-size policy-gradient
+    step. With a floor such a task contributes a proportionally small gradient.
+    """
     mean = masked_mean(values, mask, (-2, -1))
     centred = (values - mean[..., None, None]) * mask
     var = (centred ** 2).sum((-2, -1)) / mask.sum((-2, -1)).clamp_min(1.0)
-    return centred / (var.sqrt()[..., None, None] + eps)
+    return centred / (var.sqrt().clamp_min(min_std)[..., None, None] + eps)
 
 
 @dataclass
@@ -168,13 +175,13 @@ class EpisodeBatch:
         return int(self.lengths.sum())
 
     def compute_advantages(self, baseline: "object", gamma: float, gae_lambda: float,
-                           normalize: bool = True) -> torch.Tensor:
-        """Fit ``baseline`` to this batch (per task), then GAE; normalised per task."""
+                           normalize: bool = True, min_std: float = 0.0) -> torch.Tensor:
+        """Fit ``baseline`` to this batch (per task), then GAE; normalised per task (std floored at ``min_std``)."""
         returns = discounted_returns(self.rewards, self.mask, gamma)
         baseline.fit(self.observations, self.time_steps, self.mask, returns)  # type: ignore[attr-defined]
         values = baseline.predict(self.observations, self.time_steps)  # type: ignore[attr-defined]
         advantages = generalized_advantages(self.rewards, values, self.mask, gamma, gae_lambda)
-        self.advantages = normalize_per_task(advantages, self.mask) if normalize else advantages
+        self.advantages = normalize_per_task(advantages, self.mask, min_std=min_std) if normalize else advantages
         self._packed = None
         return self.advantages
 

@@ -67,7 +67,7 @@ def make_learner(config: Config, policy: NormalMLPPolicy) -> MAMLTRPO:
     return MAMLTRPO(policy, fast_lr=config.fast_lr, num_steps=config.num_steps, first_order=config.first_order,
                     gamma=config.gamma, gae_lambda=config.gae_lambda, max_kl=config.max_kl,
                     cg_iters=config.cg_iters, cg_damping=config.cg_damping, ls_max_steps=config.ls_max_steps,
-                    ls_backtrack_ratio=config.ls_backtrack_ratio)
+                    ls_backtrack_ratio=config.ls_backtrack_ratio, adv_std_floor=config.adv_std_floor)
 
 
 def make_spec(config: Config, policy: NormalMLPPolicy, seed: int, purpose: int = PURPOSE_TRAINING) -> SamplerSpec:

@@ -172,3 +172,20 @@ def test_episode_batch_concatenate_and_select() -> None:
     for name in ("observations", "rewards", "mask", "lengths", "last_observations"):
         torch.testing.assert_close(getattr(back, name), getattr(a, name))
     torch.testing.assert_close(joined.select_tasks([2]).rewards, b.rewards)
+
+
+def test_advantage_std_floor_only_damps_tasks_without_signal() -> None:
+    # Task 0: advantages spread 1e-3 (noise: e.g. every episode succeeds in one step); task 1: spread 5.
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randn(2, 4, 6, generator=g, dtype=torch.float64)
+    raw = raw / raw.std(dim=(1, 2), unbiased=False, keepdim=True)
+    values = raw * torch.tensor([1e-3, 5.0], dtype=torch.float64).view(2, 1, 1) + 3.0
+    mask = torch.ones_like(values)
+    plain = normalize_per_task(values, mask)
+    floored = normalize_per_task(values, mask, min_std=1.0)
+    for out in (plain, floored):
+        assert float(out[1].std(unbiased=False)) == pytest.approx(1.0, rel=1e-6)  # signal: unit variance
+        torch.testing.assert_close(out[0].mean(), torch.tensor(0.0, dtype=torch.float64), atol=1e-9, rtol=0)
+    assert float(plain[0].std(unbiased=False)) == pytest.approx(1.0, rel=1e-4)  # noise blown up to unit size
+    assert float(floored[0].std(unbiased=False)) == pytest.approx(1e-3, rel=1e-4)  # noise kept at its size
+    torch.testing.assert_close(floored[0], (values[0] - values[0].mean()) / (1.0 + 1e-8))

@@ -86,12 +86,16 @@ class MAMLTRPO:
         Line-search trials and step shrink factor.
     baseline_reg
         Initial ridge coefficient of the linear baseline.
+    adv_std_floor
+        Floor of the per-task standard deviation that normalises the advantages (0: plain
+        normalisation); see ``maml_rl.episode.normalize_per_task``.
     """
 
     def __init__(self, policy: NormalMLPPolicy, fast_lr: float = 0.5, num_steps: int = 1,
                  first_order: bool = False, gamma: float = 0.99, gae_lambda: float = 1.0,
                  max_kl: float = 1e-2, cg_iters: int = 10, cg_damping: float = 1e-2,
-                 ls_max_steps: int = 10, ls_backtrack_ratio: float = 0.5, baseline_reg: float = 1e-5) -> None:
+                 ls_max_steps: int = 10, ls_backtrack_ratio: float = 0.5, baseline_reg: float = 1e-5,
+                 adv_std_floor: float = 0.0) -> None:
         self.policy = policy
         self.fast_lr = fast_lr
         self.num_steps = num_steps
@@ -101,12 +105,13 @@ class MAMLTRPO:
         self.cg_iters, self.cg_damping = cg_iters, cg_damping
         self.ls_max_steps, self.ls_backtrack_ratio = ls_max_steps, ls_backtrack_ratio
         self.baseline_reg = baseline_reg
+        self.adv_std_floor = adv_std_floor
 
     # ------------------------------------------------------------------ inner loop
     def prepare(self, batch: EpisodeBatch) -> EpisodeBatch:
         """Fit a fresh linear baseline per task and store normalised GAE advantages."""
         baseline = LinearFeatureBaseline(batch.observations.shape[-1], reg_coeff=self.baseline_reg)
-        batch.compute_advantages(baseline, self.gamma, self.gae_lambda, normalize=True)
+        batch.compute_advantages(baseline, self.gamma, self.gae_lambda, normalize=True, min_std=self.adv_std_floor)
         return batch
 
     def inner_loss(self, batch: EpisodeBatch, params: "OrderedDict[str, torch.Tensor]") -> torch.Tensor:
