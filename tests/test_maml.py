@@ -112,6 +112,7 @@ def test_kl_hessian_vector_product_matches_finite_differences(data, first_order:
     displacement = {n: (current.adapted[n] - p.unsqueeze(0)).detach()
                     for n, p in learner.policy.named_parameters()}
     steps = valid.packed_steps()
+    old = learner.policy.forward_stacked(steps.observations, {n: a.detach() for n, a in current.adapted.items()})
 
     def kl(at: torch.Tensor) -> torch.Tensor:
         vector_to_parameters(at, params)
@@ -119,7 +120,7 @@ def test_kl_hessian_vector_product_matches_finite_differences(data, first_order:
             return learner.surrogate(train, valid, current.old).kl
         adapted = {n: p.unsqueeze(0) + displacement[n] for n, p in learner.policy.named_parameters()}
         new = learner.policy.forward_stacked(steps.observations, adapted)
-        per_step = torch.distributions.kl_divergence(current.old, new)
+        per_step = torch.distributions.kl_divergence(old, new)
         return ((per_step * learner.kl_weights(valid)).sum())
 
     def kl_gradient(at: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,8 @@ scaled so that 0.5 s^T H s = max_kl, then a backtracking line search that accept
 an improving surrogate with KL <= max_kl and otherwise restores the old parameters.
 
 All K tasks are processed together through task-stacked parameters
-(``NormalMLPPolicy.forward_stacked``).
+(``NormalMLPPolicy.forward_stacked``); losses, gradients and Fisher-vector products see
+only the valid steps, cut into blocks of equal size (``maml_rl.utils.blocks``).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from maml_rl.envs.tasks import Task
 from maml_rl.episode import EpisodeBatch
 from maml_rl.policies.normal_mlp import NormalMLPPolicy
 from maml_rl.samplers.base import Sampler
+from maml_rl.utils.blocks import DEFAULT_BLOCK_SIZE, StepBlocks, step_blocks
 from maml_rl.utils.optimization import conjugate_gradient
-from maml_rl.utils.torch_utils import flat, fresh_leaves, masked_mean, stack_params
+from maml_rl.utils.torch_utils import flat, fresh_leaves, stack_params
 
 def _detached(dist: Independent) -> Independent:
     base = dist.base_dist
@@ -55,7 +57,11 @@ def _detached(dist: Independent) -> Independent:
 
 @dataclass
 class Surrogate:
-    """Surrogate loss and KL at some meta-parameters, with what produced them."""
+    """Surrogate loss and KL at some meta-parameters, with what produced them.
+
+    ``old`` is the old policy on the validation steps in the block layout of
+    ``MAMLTRPO.steps(valid)``; ``adapted`` holds the task-stacked adapted parameters (K, ...).
+    """
 
     loss: torch.Tensor
     kl: torch.Tensor
@@ -86,12 +92,16 @@ class MAMLTRPO:
         Line-search trials and step shrink factor.
     baseline_reg
         Initial ridge coefficient of the linear baseline.
+    block_size
+        Rows per block of valid steps in losses and Fisher products (``maml_rl.utils.blocks``;
+        changes only the floating-point summation order).
     """
 
     def __init__(self, policy: NormalMLPPolicy, fast_lr: float = 0.5, num_steps: int = 1,
                  first_order: bool = False, gamma: float = 0.99, gae_lambda: float = 1.0,
                  max_kl: float = 1e-2, cg_iters: int = 10, cg_damping: float = 1e-2,
-                 ls_max_steps: int = 10, ls_backtrack_ratio: float = 0.5, baseline_reg: float = 1e-5) -> None:
+                 ls_max_steps: int = 10, ls_backtrack_ratio: float = 0.5, baseline_reg: float = 1e-5,
+                 block_size: int = DEFAULT_BLOCK_SIZE) -> None:
         self.policy = policy
         self.fast_lr = fast_lr
         self.num_steps = num_steps
@@ -101,6 +111,20 @@ class MAMLTRPO:
         self.cg_iters, self.cg_damping = cg_iters, cg_damping
         self.ls_max_steps, self.ls_backtrack_ratio = ls_max_steps, ls_backtrack_ratio
         self.baseline_reg = baseline_reg
+        self.block_size = block_size
+        self._blocks: dict[int, tuple[object, StepBlocks]] = {}
+
+    def steps(self, batch: EpisodeBatch) -> StepBlocks:
+        """The valid steps of ``batch`` with their advantages, in blocks (cached per batch)."""
+        packed = batch.packed_steps()  # a new object whenever the advantages change
+        cached = self._blocks.get(id(batch))
+        if cached is not None and cached[0] is packed:
+            return cached[1]
+        blocks = step_blocks(packed.mask, packed.observations, packed.actions, packed.advantages, self.block_size)
+        self._blocks[id(batch)] = (packed, blocks)  # holding ``packed`` keeps the identity check sound
+        while len(self._blocks) > 4 * (self.num_steps + 1):  # this and the previous meta-batches
+            del self._blocks[next(iter(self._blocks))]
+        return blocks
 
     # ------------------------------------------------------------------ inner loop
     def prepare(self, batch: EpisodeBatch) -> EpisodeBatch:
@@ -114,10 +138,9 @@ class MAMLTRPO:
 
         Summing (not averaging) gives each task's parameter slice its own task's gradient.
         """
-        steps = batch.packed_steps()
-        log_probs = self.policy.forward_stacked(steps.observations, params).log_prob(steps.actions)
-        per_task = -masked_mean(log_probs * steps.advantages, steps.mask, (1,))
-        return per_task.sum()
+        steps = self.steps(batch)
+        log_probs = self.policy.forward_stacked(steps.observations, steps.gather(params)).log_prob(steps.actions)
+        return -steps.task_means(log_probs * steps.advantages).sum()
 
     def adapt(self, train_batches: Sequence[EpisodeBatch], first_order: bool | None = None,
               params: "OrderedDict[str, torch.Tensor] | None" = None) -> "OrderedDict[str, torch.Tensor]":
@@ -172,12 +195,12 @@ class MAMLTRPO:
         their graphs, so gradient and Hessian at the current parameters are available).
         """
         params = self.adapt(train_batches, params=stack_params(self.policy.meta_parameters(), valid.num_tasks))
-        steps = valid.packed_steps()
-        new = self.policy.forward_stacked(steps.observations, params)
+        steps = self.steps(valid)
+        new = self.policy.forward_stacked(steps.observations, steps.gather(params))
         old = _detached(new) if old is None else old
         ratio = torch.exp(new.log_prob(steps.actions) - old.log_prob(steps.actions))
-        loss = -masked_mean(ratio * steps.advantages, steps.mask, (1,)).mean()
-        kl = masked_mean(kl_divergence(old, new), steps.mask, (1,)).mean()
+        loss = -steps.task_means(ratio * steps.advantages).mean()
+        kl = steps.task_means(kl_divergence(old, new)).mean()
         return Surrogate(loss=loss, kl=kl, old=old, adapted=params)
 
     def kl_weights(self, valid: EpisodeBatch) -> torch.Tensor:
@@ -206,9 +229,10 @@ class MAMLTRPO:
         """
         if not self.first_order:
             return self.hessian_vector_product(current.kl, self.cg_damping)
-        adapted = OrderedDict((n, p.detach()) for n, p in current.adapted.items())
-        fisher = self.policy.fisher_vector_product(valid.packed_steps().observations, adapted,
-                                                   self.kl_weights(valid))
+        steps = self.steps(valid)
+        adapted = steps.gather(OrderedDict((n, p.detach()) for n, p in current.adapted.items()))
+        fisher = self.policy.fisher_vector_product(steps.observations, adapted,
+                                                   steps.task_mean_weights() / steps.num_tasks)
         return lambda vector: fisher(vector) + self.cg_damping * vector
 
     def step(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch) -> dict[str, Any]:
