@@ -128,3 +128,17 @@ def test_bad_configuration() -> None:
         NormalMLPPolicy(2, 2, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="min_std"):
         NormalMLPPolicy(2, 2, init_std=0.1, min_std=0.2)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu", "elu"])
+def test_stacked_mean_function_equals_stacked_forward_bitwise(nonlinearity: str) -> None:
+    """The sampler's per-step mean (in-place activations) is the stacked forward's, bit for bit."""
+    torch.manual_seed(3)
+    policy = NormalMLPPolicy(10, 10, hidden_sizes=(16, 8), nonlinearity=nonlinearity)
+    params = {name: p.detach().unsqueeze(0) + 0.1 * torch.randn(4, *p.shape) for name, p in policy.named_parameters()}
+    obs = torch.randn(4, 6, 10)
+    with torch.no_grad():
+        mean, std = policy.stacked_mean_std(obs, params)
+        assert torch.equal(policy.stacked_mean_function(params)(obs), mean)
+        assert torch.equal(policy.stacked_std(params), std)
+        torch.testing.assert_close(mean, policy.forward_stacked(obs, params).mean)

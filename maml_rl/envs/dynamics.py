@@ -29,13 +29,16 @@ PLANES = ("horizontal", "vertical")
 
 def rms(values: np.ndarray) -> np.ndarray:
     """Root mean square over the last axis."""
+    values = np.asarray(values)
+    if values.dtype == np.float64:  # np.mean's own reduction and division, without its Python overhead
+        return np.sqrt(np.square(values).sum(axis=-1) / values.shape[-1])
     return np.sqrt(np.mean(np.square(values), axis=-1))
 
 
 def normalise_actions(actions: np.ndarray) -> np.ndarray:
     """Divide each action whose largest absolute component exceeds 1 by that component."""
     actions = np.asarray(actions, dtype=float)
-    peak = np.max(np.abs(actions), axis=-1, keepdims=True)
+    peak = np.abs(actions).max(axis=-1, keepdims=True)
     return actions / np.maximum(peak, 1.0)
 
 

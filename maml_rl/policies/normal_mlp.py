@@ -19,6 +19,12 @@ from torch.distributions import Independent, Normal
 from torch.func import functional_call
 
 NONLINEARITIES = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+# The same functions as NONLINEARITIES, in place on a fresh tensor (no module call per use).
+_IN_PLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.Tensor.tanh_,
+    "relu": torch.Tensor.relu_,
+    "elu": lambda x: nn.functional.elu(x, inplace=True),
+}
 # Derivative of each nonlinearity expressed through its output h (and input a).
 _DERIVATIVES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "tanh": lambda a, h: 1.0 - h * h,
@@ -102,8 +108,32 @@ class NormalMLPPolicy(nn.Module):
             else:
                 h = module(h)  # elementwise nonlinearity
         mean = torch.baddbmm(params["mu.bias"].unsqueeze(1), h, params["mu.weight"].transpose(1, 2))
-        std = torch.exp(torch.clamp(params["log_std"], min=math.log(self.min_std))).unsqueeze(1)
-        return mean, std
+        return mean, self.stacked_std(params)
+
+    def stacked_std(self, params: "dict[str, torch.Tensor]") -> torch.Tensor:
+        """Standard deviations (K, 1, act) of K policies: exp(max(log_std, log min_std))."""
+        return torch.exp(torch.clamp(params["log_std"], min=math.log(self.min_std))).unsqueeze(1)
+
+    def stacked_mean_function(self, params: "dict[str, torch.Tensor]") -> Callable[[torch.Tensor], torch.Tensor]:
+        """obs (K, N, input) -> means (K, N, act) of K policies with fixed ``params``, for many small calls.
+
+        The same operations as ``stacked_mean_std`` (bitwise equal results), with the layers'
+        views prepared once and the nonlinearity applied in place: sampling calls it once per
+        time step. Not differentiable (in-place); use under ``torch.no_grad()``.
+        """
+        names = [f"body.{i}" for i, m in enumerate(self.body) if isinstance(m, nn.Linear)] + ["mu"]
+        layers = [(params[f"{name}.bias"].unsqueeze(1), params[f"{name}.weight"].transpose(1, 2)) for name in names]
+        hidden, (out_bias, out_weight) = layers[:-1], layers[-1]
+        activation = _IN_PLACE[self.nonlinearity]
+
+        def mean(obs: torch.Tensor) -> torch.Tensor:
+            h = obs
+            for bias, weight in hidden:
+                h = activation(torch.baddbmm(bias, h, weight))
+            return torch.baddbmm(out_bias, h, out_weight)
+
+        return mean
+
 
     def fisher_vector_product(self, obs: torch.Tensor, params: "dict[str, torch.Tensor]",
                               weights: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:

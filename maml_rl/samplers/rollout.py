@@ -86,18 +86,21 @@ def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], respons
     success = np.zeros(n, dtype=bool)
     eps = np.zeros((n, NOISE_CHUNK, 10), dtype=np.float32)
     t = 0
-    with torch.no_grad():
+    with torch.inference_mode():  # no autograd bookkeeping on the per-step tensors
+        mean_of = policy.stacked_mean_function(params)
+        std = policy.stacked_std(params)
         while not env.done.all():
             active = ~env.done
             if t % NOISE_CHUNK == 0:
                 for i in np.flatnonzero(active):
                     eps[i] = rngs[i].standard_normal((NOISE_CHUNK, 10))
-            mean, std = policy.stacked_mean_std(torch.from_numpy(obs).view(k, b, 10), params)
+            mean = mean_of(torch.from_numpy(obs).view(k, b, 10))
             noise = torch.from_numpy(eps[:, t % NOISE_CHUNK]).view(k, b, 10)
             actions = (mean + std * noise).reshape(n, 10).numpy()
             step = env.step(actions.astype(np.float64), obs_noise(active))
             live = step.active[:, None]
-            obs_buf[t], act_buf[t] = obs * live, actions * live  # padding stays exactly zero
+            np.multiply(obs, live, out=obs_buf[t])  # padding stays exactly zero
+            np.multiply(actions, live, out=act_buf[t])
             rew_buf[t], mask_buf[t] = step.reward, step.active
             finished = step.terminated | step.truncated
             last_obs[finished] = step.obs[finished]
