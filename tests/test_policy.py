@@ -9,6 +9,7 @@ import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
 from maml_rl.policies import NormalMLPPolicy
+from maml_rl.policies.normal_mlp import gaussian_kl, gaussian_log_prob
 from maml_rl.utils.torch_utils import flat, stack_params
 
 
@@ -128,6 +129,19 @@ def test_bad_configuration() -> None:
         NormalMLPPolicy(2, 2, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="min_std"):
         NormalMLPPolicy(2, 2, init_std=0.1, min_std=0.2)
+
+
+def test_gaussian_log_prob_and_kl_equal_torch_distributions() -> None:
+    g = torch.Generator().manual_seed(2)
+    k, n, d = 3, 5, 4
+    mean, old_mean, actions = (torch.randn(k, n, d, generator=g, dtype=torch.float64) for _ in range(3))
+    log_std, old_log_std = (0.5 * torch.randn(k, 1, d, generator=g, dtype=torch.float64) for _ in range(2))
+    new = Independent(Normal(mean, log_std.exp().expand_as(mean)), 1)
+    old = Independent(Normal(old_mean, old_log_std.exp().expand_as(old_mean)), 1)
+    torch.testing.assert_close(gaussian_log_prob(actions, mean, log_std), new.log_prob(actions), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gaussian_kl(old_mean, old_log_std, mean, log_std), kl_divergence(old, new),
+                               rtol=1e-12, atol=1e-12)
+    assert torch.all(gaussian_kl(mean, log_std, mean, log_std) == 0)  # exactly zero at the old policy
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu", "elu"])

@@ -33,6 +33,32 @@ _DERIVATIVES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = 
 }
 
 
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log N(a; mu, diag(sigma^2)) summed over the last axis, sigma = exp(log_std).
+
+    log pi(a) = -1/2 sum_j ((a_j - mu_j) / sigma_j)^2 - sum_j log sigma_j - d/2 log(2 pi).
+    ``log_std`` broadcasts against ``mean`` (e.g. (K, 1, d) for (K, N, d)); the log-std sum is
+    then taken once per policy, not once per step.
+    """
+    z = (actions - mean) * torch.exp(-log_std)
+    return -0.5 * (z * z).sum(-1) - (log_std.sum(-1) + mean.shape[-1] * LOG_SQRT_2PI)
+
+
+def gaussian_kl(old_mean: torch.Tensor, old_log_std: torch.Tensor, mean: torch.Tensor,
+                log_std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_o, sigma_o^2) || N(mu, sigma^2)) of diagonal Gaussians, summed over the last axis.
+
+    KL = sum_j [log sigma_j - log sigma_o,j + (sigma_o,j^2 + (mu_o,j - mu_j)^2) / (2 sigma_j^2) - 1/2];
+    the terms without means are evaluated once per policy when the log-stds broadcast.
+    """
+    per_policy = (log_std - old_log_std + 0.5 * torch.exp(2 * (old_log_std - log_std)) - 0.5).sum(-1)
+    z = (old_mean - mean) * torch.exp(-log_std)
+    return 0.5 * (z * z).sum(-1) + per_policy
+
+
 class NormalMLPPolicy(nn.Module):
     """Diagonal Gaussian policy.
 
@@ -100,6 +126,22 @@ class NormalMLPPolicy(nn.Module):
     def stacked_mean_std(self, obs: torch.Tensor,
                          params: "dict[str, torch.Tensor]") -> tuple[torch.Tensor, torch.Tensor]:
         """Means (K, N, act) and standard deviations (K, 1, act) of K policies; see ``forward_stacked``."""
+        mean, log_std = self.stacked_mean_log_std(obs, params)
+        return mean, torch.exp(log_std)
+
+    def stacked_std(self, params: "dict[str, torch.Tensor]") -> torch.Tensor:
+        """Standard deviations (K, 1, act) of K policies: exp(max(log_std, log min_std))."""
+        return torch.exp(self.stacked_log_std(params))
+
+    def stacked_log_std(self, params: "dict[str, torch.Tensor]") -> torch.Tensor:
+        """Floored log standard deviations (K, 1, act) of K policies: max(log_std, log min_std)."""
+        return torch.clamp(params["log_std"], min=math.log(self.min_std)).unsqueeze(1)
+
+    def stacked_mean_log_std(self, obs: torch.Tensor,
+                             params: "dict[str, torch.Tensor]") -> tuple[torch.Tensor, torch.Tensor]:
+        """Means (K, N, act) and floored log-stds (K, 1, act) of K policies, differentiable in
+        ``params``; with ``gaussian_log_prob`` and ``gaussian_kl`` the losses avoid building
+        distribution objects with per-step copies of the standard deviation."""
         h = obs
         for index, module in enumerate(self.body):
             if isinstance(module, nn.Linear):
@@ -108,11 +150,7 @@ class NormalMLPPolicy(nn.Module):
             else:
                 h = module(h)  # elementwise nonlinearity
         mean = torch.baddbmm(params["mu.bias"].unsqueeze(1), h, params["mu.weight"].transpose(1, 2))
-        return mean, self.stacked_std(params)
-
-    def stacked_std(self, params: "dict[str, torch.Tensor]") -> torch.Tensor:
-        """Standard deviations (K, 1, act) of K policies: exp(max(log_std, log min_std))."""
-        return torch.exp(torch.clamp(params["log_std"], min=math.log(self.min_std))).unsqueeze(1)
+        return mean, self.stacked_log_std(params)
 
     def stacked_mean_function(self, params: "dict[str, torch.Tensor]") -> Callable[[torch.Tensor], torch.Tensor]:
         """obs (K, N, input) -> means (K, N, act) of K policies with fixed ``params``, for many small calls.
@@ -133,7 +171,6 @@ class NormalMLPPolicy(nn.Module):
             return torch.baddbmm(out_bias, h, out_weight)
 
         return mean
-
 
     def fisher_vector_product(self, obs: torch.Tensor, params: "dict[str, torch.Tensor]",
                               weights: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
