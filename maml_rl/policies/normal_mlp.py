@@ -195,49 +195,55 @@ class NormalMLPPolicy(nn.Module):
         weights
             (K, N) weights w_kn (0 on padding).
         """
-        linears: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (input h, W, derivative)
+        # Per layer, prepared once for all products: its input rows (K N, in), the task
+        # weights as (K, in, out) and (K, out, in) views, and the activation's derivative
+        # (K, N, out) (None for the output layer).
+        layers: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        k, n = obs.shape[:2]
         with torch.no_grad():
             h = obs
-            layers = [(i, m) for i, m in enumerate(self.body) if isinstance(m, nn.Linear)]
-            for index, _ in layers:
-                weight = params[f"body.{index}.weight"]
-                pre = torch.baddbmm(params[f"body.{index}.bias"].unsqueeze(1), h, weight.transpose(1, 2))
-                out = NONLINEARITIES[self.nonlinearity]()(pre)
-                linears.append((h, weight, _DERIVATIVES[self.nonlinearity](pre, out)))
-                h = out
-            linears.append((h, params["mu.weight"], torch.ones(())))
+            names = [f"body.{i}" for i, m in enumerate(self.body) if isinstance(m, nn.Linear)] + ["mu"]
+            for name in names:
+                weight = params[f"{name}.weight"]
+                derivative = None
+                if name != "mu":
+                    pre = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, weight.transpose(1, 2))
+                    out = NONLINEARITIES[self.nonlinearity]()(pre)
+                    derivative = _DERIVATIVES[self.nonlinearity](pre, out)
+                layers.append((name, h.reshape(k * n, -1), weight.transpose(1, 2), weight, derivative))
+                if name != "mu":
+                    h = out
             log_std = params["log_std"]
             scale = weights.unsqueeze(-1) / torch.exp(2 * torch.clamp(log_std, min=math.log(self.min_std))).unsqueeze(1)
             std_active = (log_std > math.log(self.min_std)).to(obs.dtype)  # clamp derivative
-            std_weight = 2.0 * weights.sum(1, keepdim=True) * std_active  # (K, act)
-        names = [f"body.{i}" for i, _ in layers] + ["mu"]
+            std_weight = (2.0 * weights.sum(1, keepdim=True) * std_active).sum(0)  # (act,)
         order = [name for name, _ in self.named_parameters()]
         shapes = [p.shape for _, p in self.named_parameters()]
+        sizes = [shape.numel() for shape in shapes]
 
         def product(vector: torch.Tensor) -> torch.Tensor:
-            sizes = [shape.numel() for shape in shapes]
-            parts = {name: v.view(shape) for name, v, shape in zip(order, torch.split(vector, sizes), shapes)}
+            # Few, large operations: the product's cost for small batches is the number of calls.
+            result = torch.empty_like(vector)
+            parts = {name: v.view(shape) for name, v, shape in zip(order, vector.split(sizes), shapes)}
+            grads = {name: g.view(shape) for name, g, shape in zip(order, result.split(sizes), shapes)}
             # Forward mode: tangent of each layer's output along v.
             tangent = None
-            for layer, (h_in, weight, derivative) in zip(names, linears):
-                t = torch.addmm(parts[f"{layer}.bias"], h_in.reshape(-1, h_in.shape[-1]),
-                                parts[f"{layer}.weight"].T).view(*h_in.shape[:-1], -1)
+            for name, h_in, weight_t, _, derivative in layers:
+                t = torch.addmm(parts[f"{name}.bias"], h_in, parts[f"{name}.weight"].T).view(k, n, -1)
                 if tangent is not None:
-                    t = torch.baddbmm(t, tangent, weight.transpose(1, 2))
-                tangent = t.mul_(derivative) if layer != "mu" else t
+                    t.baddbmm_(tangent, weight_t)
+                tangent = t.mul_(derivative) if derivative is not None else t
             cotangent = tangent.mul_(scale)
-            # Reverse mode: J^T (scaled J v), summed over tasks and steps.
-            grads: dict[str, torch.Tensor] = {}
-            for layer, (h_in, weight, derivative) in reversed(list(zip(names, linears))):
-                if layer != "mu":
-                    cotangent = cotangent.mul_(derivative)
-                flat_cotangent = cotangent.reshape(-1, cotangent.shape[-1])
-                grads[f"{layer}.weight"] = flat_cotangent.T @ h_in.reshape(-1, h_in.shape[-1])
-                grads[f"{layer}.bias"] = flat_cotangent.sum(0)
-                if layer != names[0]:
-                    cotangent = torch.bmm(cotangent, weight)
-            grads["log_std"] = std_weight.sum(0) * parts["log_std"]
-            return torch.cat([grads[name].reshape(-1) for name in order])
+            # Reverse mode: J^T (scaled J v), summed over tasks and steps, written into ``result``.
+            for index in range(len(layers) - 1, -1, -1):
+                name, h_in, _, weight, _ = layers[index]
+                flat_cotangent = cotangent.view(k * n, -1)
+                torch.mm(flat_cotangent.T, h_in, out=grads[f"{name}.weight"])
+                torch.sum(flat_cotangent, 0, out=grads[f"{name}.bias"])
+                if index > 0:
+                    cotangent = torch.bmm(cotangent, weight).mul_(layers[index - 1][4])
+            torch.mul(std_weight, parts["log_std"], out=grads["log_std"])
+            return result
 
         return product
 
