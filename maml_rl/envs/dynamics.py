@@ -161,10 +161,13 @@ class SteeringDynamics:
             reward = -REWARD_SCALE * current
         else:
             reward = REWARD_SCALE * (previous_rms - current)
-        reward = reward - self.step_penalty - self.beam_loss_penalty * lost
+        if self.step_penalty:  # subtracting a zero penalty changes nothing: skip the array operations
+            reward = reward - self.step_penalty
+        if self.beam_loss_penalty:
+            reward = reward - self.beam_loss_penalty * lost
         success = (current < self.threshold) & ~lost
         terminated = success | lost
-        truncated = ~terminated & (np.asarray(steps_done) + 1 >= self.max_time)
+        truncated = ~terminated & (np.asarray(steps_done) >= self.max_time - 1)
         return StepResult(theta=theta, obs=obs, reward=reward, terminated=terminated,
                           truncated=truncated, success=success, beam_lost=lost, rms=current)
 
