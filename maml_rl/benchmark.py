@@ -132,7 +132,7 @@ def summary(run: dict[str, Any]) -> dict[str, float]:
     return {"total": total, "cpu": sum(run["cpu"]), "first20": float(np.mean(wall[:20])),
             "last100": float(np.mean(wall[-100:])), "batches": n, "interactions": sum(run["interactions"]),
             **{phase: sum(run[phase]) / total for phase in ("sampling", "adaptation", "trpo")},
-            "maxrss": run["maxrss_mb"]}
+            "maxrss": run["maxrss_mb"], "return100": float(np.mean(run["valid_return"][-100:]))}
 
 
 def report(name: str, runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -144,7 +144,7 @@ def report(name: str, runs: list[dict[str, Any]]) -> dict[str, float]:
               f"per batch: first 20 {s['first20']:.3f} s, last 100 {s['last100']:.3f} s; "
               f"sampling {100 * s['sampling']:.0f} %, adaptation {100 * s['adaptation']:.0f} %, "
               f"TRPO {100 * s['trpo']:.0f} %, other {100 * other:.0f} %; {s['interactions']:,} interactions; "
-              f"peak RSS {s['maxrss']:.0f} MB")
+              f"post-adaptation return (last 100 batches) {s['return100']:.2f}; peak RSS {s['maxrss']:.0f} MB")
     med = {key: statistics.median(s[key] for s in rows) for key in rows[0]}
     rss = [x for x in runs[0]["rss_mb"] if x is not None]
     if rss:
