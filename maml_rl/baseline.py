@@ -57,12 +57,14 @@ class LinearFeatureBaseline:
         steps, mask, returns
             [K, T, B] step indices, validity mask, regression targets.
         """
-        x = self.features(obs, steps) * mask.double().unsqueeze(-1)  # padded rows -> 0
-        k = x.shape[0]
-        x = x.reshape(k, -1, self.feature_size)
-        y = (returns.double() * mask.double()).reshape(k, -1, 1)
-        xtx = x.transpose(1, 2) @ x
-        xty = x.transpose(1, 2) @ y
+        k = obs.shape[0]
+        valid = mask.reshape(k, -1) > 0  # padded rows never enter the fit
+        x = self.features(obs.reshape(k, -1, obs.shape[-1])[valid], steps.reshape(k, -1)[valid])
+        y = returns.reshape(k, -1)[valid].double().unsqueeze(-1)
+        counts = valid.sum(1).tolist()  # rows are task-major: task k's rows are the k-th run
+        xs, ys = torch.split(x, counts), torch.split(y, counts)
+        xtx = torch.stack([a.T @ a for a in xs])
+        xty = torch.stack([a.T @ b for a, b in zip(xs, ys)])
         eye = torch.eye(self.feature_size, dtype=torch.float64)
         reg = torch.full((k,), self.reg_coeff, dtype=torch.float64)
         weights = torch.zeros(k, self.feature_size, dtype=torch.float64)
@@ -87,6 +89,12 @@ class LinearFeatureBaseline:
         """Values [K, T, B] (float32) for observations [K, T, B, d] at step indices [K, T, B]."""
         if self.weights is None:
             raise RuntimeError("baseline used before fit")
-        phi = self.features(obs, steps)
-        values = torch.einsum("k...f,kf->k...", phi, self.weights)
+        # w^T phi without materialising phi: linear and quadratic terms in obs, Horner in t.
+        d, w = self.obs_dim, self.weights
+        o = obs.double()
+        t = steps.double() / TIME_SCALE
+        shape = (w.shape[0],) + (1,) * (t.dim() - 1)
+        values = torch.einsum("k...d,kd->k...", o, w[:, :d]) + torch.einsum("k...d,kd->k...", o * o, w[:, d:2 * d])
+        coef = [w[:, 2 * d + i].view(shape) for i in range(4)]  # t, t^2, t^3, 1
+        values = values + (t * (coef[0] + t * (coef[1] + t * coef[2])) + coef[3])
         return values.float()

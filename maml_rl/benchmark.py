@@ -1,25 +1,39 @@
 """Throughput benchmarks that print numbers (not timed tests).
 
+    python -m maml_rl.benchmark                         # optics, fvp and meta (the whole default training)
     python -m maml_rl.benchmark optics                  # response matrices of 10,000 tasks
-    python -m maml_rl.benchmark meta                    # full default meta-training, per-phase split
-    python -m maml_rl.benchmark meta --batches 100 --repeats 3
+    python -m maml_rl.benchmark fvp                     # Fisher-vector product vs forward+backward
+    python -m maml_rl.benchmark meta --repeats 3        # default meta-training, three runs
+    python -m maml_rl.benchmark meta --batches 20 --repeats 3 --other ../base   # side by side
 
-``meta`` runs the meta-training of ``configs/awake.yaml`` exactly as ``train.py`` does
-(same sampler, learner and tasks; no files written) and prints the wall time of the run,
-the median time per meta-batch and where the time goes (sampling, adaptation = baseline
-fits + inner steps, TRPO = surrogate, conjugate gradient, line search).
+``meta`` runs the meta-training of ``configs/awake.yaml`` exactly as ``train.py`` does (same
+sampler, learner and tasks; no files written), each run in a fresh process
+(``maml_rl.benchmark_training``), and prints the wall time of the run, the mean time per
+meta-batch over the first 20 and the last 100 batches, where the time goes (sampling,
+adaptation = baseline fits + advantages + inner steps, TRPO = surrogate, conjugate gradient,
+line search), the peak memory and the resident memory over the run. ``--other PATH`` runs
+the same driver against the checkout at PATH, alternating with this one, and prints the
+ratios. ``fvp`` times one Fisher-vector product of the conjugate gradient against one
+forward+backward pass of the policy's log-likelihood over the same validation steps.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DRIVER = Path(__file__).resolve().parent / "benchmark_training.py"
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
@@ -34,8 +48,6 @@ def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, list[flo
 
 
 def machine() -> str:
-    import os
-
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
@@ -49,68 +61,146 @@ def bench_optics(n_tasks: int = 10_000, repeats: int = 7) -> None:
           f"{n_tasks / median:,.0f} tasks/s")
 
 
-def bench_meta(config_path: Path, batches: int | None, repeats: int, seed: int, threads: int) -> None:
+# ---------------------------------------------------------------------------- Fisher product
+def bench_fvp(config_path: Path, seed: int, threads: int, batches: Sequence[int] = (0, 10), repeats: int = 30) -> None:
+    """Fisher-vector product of the conjugate gradient vs one forward+backward pass.
+
+    Both over the validation steps of a sampled meta-batch, in the learner's block layout:
+    the forward+backward pass is the weighted log-likelihood sum_gm w_gm log pi(a|s) of the
+    task-stacked adapted policies and its gradient with respect to their parameters
+    (what one gradient of the surrogate costs without the adaptation). Timed alternately
+    in this process; medians of ``repeats``.
+    """
     import torch
 
     from maml_rl.config import load_config
-    from maml_rl.metalearners import meta_update
+    from maml_rl.policies.normal_mlp import gaussian_log_prob
     from maml_rl.samplers import VectorizedSampler
     from maml_rl.training import batch_tasks, environment_of, make_learner, make_policy, make_spec
 
     torch.set_num_threads(threads)
     config = load_config(config_path)
     env = environment_of(config)
-    batches = batches or config.num_batches
-    totals, medians = [], []
-    phases = ("time_sampling", "time_adaptation", "time_trpo")
-    for repeat in range(repeats):
-        policy = make_policy(config, seed)
-        learner = make_learner(config, policy)
-        sampler = VectorizedSampler(make_spec(config, policy, seed), policy)
-        rows = []
-        start = time.perf_counter()
-        for batch in range(batches):
-            begin = time.perf_counter()
-            row = meta_update(learner, sampler, batch_tasks(config, env, seed, batch), batch)
-            row["time_batch"] = time.perf_counter() - begin
-            rows.append(row)
-        total = time.perf_counter() - start
-        per_batch = [r["time_batch"] for r in rows]
-        totals.append(total)
-        medians.append(statistics.median(per_batch))
-        split = {p: sum(r[p] for r in rows) for p in phases}
-        other = total - sum(split.values())
-        print(f"run {repeat + 1}/{repeats}: {batches} meta-batches in {total:.1f} s; per batch median "
-              f"{medians[-1]:.3f} s, mean {total / batches:.3f} s, max {max(per_batch):.3f} s; "
-              f"interactions {sum(r['interactions'] for r in rows):,}")
-        print("  split: " + ", ".join(f"{p[5:]} {split[p]:.1f} s ({100 * split[p] / total:.0f} %)" for p in phases)
-              + f", other {other:.1f} s ({100 * other / total:.0f} %)")
-        quarter = max(1, batches // 4)
-        print("  median per batch by quarter of the run: " + ", ".join(
-            f"{statistics.median(per_batch[i:i + quarter]):.3f} s" for i in range(0, batches, quarter)))
-    print(f"meta-training ({config_path}, {batches} batches, {threads} thread(s), {repeats} run(s)): "
-          f"median total {statistics.median(totals):.1f} s, median of per-batch medians "
-          f"{statistics.median(medians):.3f} s")
+    policy = make_policy(config, seed)
+    learner = make_learner(config, policy)
+    sampler = VectorizedSampler(make_spec(config, policy, seed), policy)
+    vector = torch.randn(sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(0))
+    for batch in batches:
+        train, valid = learner.sample(sampler, batch_tasks(config, env, seed, batch), batch)
+        current = learner.surrogate(train, valid)
+        fisher = learner.kl_hessian_product(valid, current)
+        steps = learner.steps(valid)
+        adapted = {n: p.detach().clone().requires_grad_(True) for n, p in current.adapted.items()}
+        weights = steps.task_mean_weights() / steps.num_tasks
+
+        def forward_backward(steps=steps, adapted=adapted, weights=weights) -> object:  # bound per batch
+            mean, log_std = policy.stacked_mean_log_std(steps.observations, steps.gather(adapted))
+            loss = (gaussian_log_prob(steps.actions, mean, log_std) * weights).sum()
+            return torch.autograd.grad(loss, list(adapted.values()))
+
+        times: dict[str, list[float]] = {"fvp": [], "fb": []}
+        fisher(vector), forward_backward()  # warm-up
+        for _ in range(repeats):
+            for name, fn in (("fvp", lambda fisher=fisher: fisher(vector)), ("fb", forward_backward)):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        fvp, fb = statistics.median(times["fvp"]), statistics.median(times["fb"])
+        print(f"batch {batch}: {int(steps.mask.sum())} validation steps of {steps.num_tasks} tasks "
+              f"({steps.mask.shape[0]} blocks of {steps.mask.shape[1]}): Fisher-vector product "
+              f"{fvp * 1e3:.2f} ms, forward+backward {fb * 1e3:.2f} ms, ratio {fvp / fb:.2f} "
+              f"(medians of {repeats}, one process)")
+
+
+# ---------------------------------------------------------------------------- meta-training
+def run_training(checkout: Path, config_path: Path, batches: int | None, seed: int, threads: int) -> dict[str, Any]:
+    """One run of ``benchmark_training`` in a fresh process with ``checkout``'s ``maml_rl`` first on the path."""
+    code = ("import runpy, sys; sys.argv = [sys.argv[1], *sys.argv[2:]]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+    env = dict(os.environ, PYTHONPATH=str(checkout), OMP_NUM_THREADS=str(threads))
+    result = subprocess.run([sys.executable, "-c", code, str(DRIVER), str(config_path.resolve()), str(batches or 0),
+                             str(seed), str(threads)], cwd=checkout, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark run in {checkout} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def summary(run: dict[str, Any]) -> dict[str, float]:
+    """Totals and per-batch means of one run."""
+    wall, n = run["wall"], len(run["wall"])
+    total = sum(wall)
+    return {"total": total, "cpu": sum(run["cpu"]), "first20": float(np.mean(wall[:20])),
+            "last100": float(np.mean(wall[-100:])), "batches": n, "interactions": sum(run["interactions"]),
+            **{phase: sum(run[phase]) / total for phase in ("sampling", "adaptation", "trpo")},
+            "maxrss": run["maxrss_mb"], "return100": float(np.mean(run["valid_return"][-100:]))}
+
+
+def report(name: str, runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Print the runs of one checkout and their medians; return the medians."""
+    rows = [summary(r) for r in runs]
+    for i, s in enumerate(rows):
+        other = 1 - s["sampling"] - s["adaptation"] - s["trpo"]
+        print(f"  {name} run {i + 1}: {s['batches']} batches in {s['total']:.1f} s (CPU {s['cpu']:.1f} s); "
+              f"per batch: first 20 {s['first20']:.3f} s, last 100 {s['last100']:.3f} s; "
+              f"sampling {100 * s['sampling']:.0f} %, adaptation {100 * s['adaptation']:.0f} %, "
+              f"TRPO {100 * s['trpo']:.0f} %, other {100 * other:.0f} %; {s['interactions']:,} interactions; "
+              f"post-adaptation return (last 100 batches) {s['return100']:.2f}; peak RSS {s['maxrss']:.0f} MB")
+    med = {key: statistics.median(s[key] for s in rows) for key in rows[0]}
+    rss = [x for x in runs[0]["rss_mb"] if x is not None]
+    if rss:
+        marks = sorted({0, min(19, len(rss) - 1), len(rss) // 2, len(rss) - 1})
+        print(f"  {name} resident memory after batch " + ", ".join(f"{i + 1}: {rss[i]:.0f} MB" for i in marks)
+              + f" (run 1; max {max(rss):.0f} MB)")
+    print(f"  {name} median of {len(rows)}: total {med['total']:.1f} s, first 20 {med['first20']:.3f} s/batch, "
+          f"last 100 {med['last100']:.3f} s/batch, TRPO {100 * med['trpo']:.0f} % of the time")
+    return med
+
+
+def bench_meta(config_path: Path, batches: int | None, repeats: int, seed: int, threads: int,
+               other: Path | None) -> None:
+    checkouts = {"this": REPO} if other is None else {"this": REPO, "other": other.resolve()}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
+    for repeat in range(repeats):  # alternate, so both see the same machine load
+        order = list(checkouts.items()) if repeat % 2 == 0 else list(checkouts.items())[::-1]
+        for name, path in order:
+            runs[name].append(run_training(path, config_path, batches, seed, threads))
+    print(f"meta-training ({config_path}, seed {seed}, {threads} torch thread(s), {repeats} run(s) per checkout, "
+          f"each in a fresh process; wall times):")
+    medians = {}
+    for name, path in checkouts.items():
+        print(f" {name}: {path}")
+        medians[name] = report(name, runs[name])
+    if other is not None:
+        a, b = medians["other"], medians["this"]
+        print(f" other / this (medians): total {a['total'] / b['total']:.2f} x, first 20 batches "
+              f"{a['first20'] / b['first20']:.2f} x, last 100 batches {a['last100'] / b['last100']:.2f} x, "
+              f"CPU {a['cpu'] / b['cpu']:.2f} x")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maml_rl.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("what", nargs="*", help="optics and/or meta (default: both)")
+    parser.add_argument("what", nargs="*", help="optics, fvp and/or meta (default: all three)")
     parser.add_argument("--repeats", type=int, default=None, help="runs (default: 7 for optics, 1 for meta)")
-    parser.add_argument("--config", type=Path, default=Path("configs/awake.yaml"))
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "awake.yaml")
     parser.add_argument("--batches", type=int, default=None, help="meta-batches (default: the config's)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, as train.py)")
+    parser.add_argument("--other", type=Path, default=None,
+                        help="another checkout (e.g. a git worktree of an older commit) to time side by side")
     args = parser.parse_args(argv)
-    args.what = args.what or ["optics", "meta"]
-    unknown = set(args.what) - {"optics", "meta"}
+    args.what = args.what or ["optics", "fvp", "meta"]
+    unknown = set(args.what) - {"optics", "fvp", "meta"}
     if unknown:
-        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose optics and/or meta")
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose optics, fvp and/or meta")
+    if args.other is not None and not (args.other / "maml_rl").is_dir():
+        parser.error(f"--other {args.other}: no maml_rl package there")
     print(f"machine: {machine()}")
     if "optics" in args.what:
         bench_optics(repeats=args.repeats or 7)
+    if "fvp" in args.what:
+        bench_fvp(args.config, args.seed, args.threads)
     if "meta" in args.what:
-        bench_meta(args.config, args.batches, args.repeats or 1, args.seed, args.threads)
+        bench_meta(args.config, args.batches, args.repeats or 1, args.seed, args.threads, args.other)
     return 0
 
 

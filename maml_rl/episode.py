@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from maml_rl.utils.torch_utils import masked_mean
+from maml_rl.utils.torch_utils import discounted_reverse_cumsum, masked_mean
 
 
 def discounted_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -30,13 +30,7 @@ def discounted_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) 
 
     Padded rewards must be (and are treated as) zero.
     """
-    rewards = rewards * mask
-    out = torch.zeros_like(rewards)
-    running = torch.zeros_like(rewards[..., 0, :])
-    for t in range(rewards.shape[-2] - 1, -1, -1):
-        running = rewards[..., t, :] + gamma * running
-        out[..., t, :] = running
-    return out * mask
+    return discounted_reverse_cumsum(rewards * mask, gamma) * mask
 
 
 def generalized_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
@@ -56,12 +50,9 @@ def generalized_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: to
     values = values * mask
     next_values = torch.cat([values[..., 1:, :], torch.zeros_like(values[..., :1, :])], dim=-2)
     deltas = (rewards + gamma * next_values - values) * mask
-    advantages = torch.zeros_like(deltas)
-    running = torch.zeros_like(deltas[..., 0, :])
-    for t in range(rewards.shape[-2] - 1, -1, -1):
-        running = deltas[..., t, :] + gamma * gae_lambda * running * mask[..., t, :]
-        advantages[..., t, :] = running
-    return advantages * mask
+    # Padding follows each episode's last step and its deltas are 0, so the masked recursion
+    # A_t = delta_t + gamma lambda A_{t+1} mask_t is the plain reverse discounted sum.
+    return discounted_reverse_cumsum(deltas, gamma * gae_lambda) * mask
 
 
 def normalize_per_task(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8,

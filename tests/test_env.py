@@ -116,6 +116,12 @@ def test_reset_fails_clearly_on_an_unusable_task(monkeypatch) -> None:
         env.reset(seed=0)
 
 
+def test_batched_initial_states_fail_clearly_on_an_unusable_task() -> None:
+    responses = np.stack([np.eye(10) * 5.0, np.eye(10) * 1e-3])  # the second cannot reach rms 0.2
+    with pytest.raises(RuntimeError, match=r"no initial state .* episode\(s\) \[1\]"):
+        sample_initial_kicks_batch([np.random.default_rng(s) for s in range(2)], responses, max_draws=5000)
+
+
 def test_task_api() -> None:
     env = AwakeSteering(num_random_quads=3)
     env.reset(seed=5)

@@ -126,6 +126,7 @@ def test_kl_hessian_vector_product_matches_finite_differences(data, first_order:
     displacement = {n: (current.adapted[n] - p.unsqueeze(0)).detach()
                     for n, p in learner.policy.named_parameters()}
     steps = valid.packed_steps()
+    old = learner.policy.forward_stacked(steps.observations, {n: a.detach() for n, a in current.adapted.items()})
 
     def kl(at: torch.Tensor) -> torch.Tensor:
         vector_to_parameters(at, params)
@@ -133,7 +134,7 @@ def test_kl_hessian_vector_product_matches_finite_differences(data, first_order:
             return learner.surrogate(train, valid, current.old).kl
         adapted = {n: p.unsqueeze(0) + displacement[n] for n, p in learner.policy.named_parameters()}
         new = learner.policy.forward_stacked(steps.observations, adapted)
-        per_step = torch.distributions.kl_divergence(current.old, new)
+        per_step = torch.distributions.kl_divergence(old, new)
         return ((per_step * learner.kl_weights(valid)).sum())
 
     def kl_gradient(at: torch.Tensor) -> torch.Tensor:
@@ -249,3 +250,36 @@ def test_short_meta_training_improves_post_adaptation_return() -> None:
                for batch in range(60)]
     first, last = sum(returns[:15]) / 15, sum(returns[-15:]) / 15
     assert last > first + 0.25 * abs(first), (first, last)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_stored_adaptation_and_value_only_surrogate_equal_a_full_re_adaptation(first_order: bool) -> None:
+    """The outer step may reuse the adaptation computed while sampling (first order) and
+    evaluates line-search trials without a graph: both give exactly the values (and the
+    gradient) of a full re-adaptation from the meta-parameters."""
+    from maml_rl.envs.dynamics import SteeringDynamics
+    from maml_rl.envs.tasks import sample_tasks
+    from maml_rl.samplers import SamplerSpec, VectorizedSampler
+    from maml_rl.seeding import task_rng
+
+    torch.manual_seed(0)
+    policy = NormalMLPPolicy(10, 10, hidden_sizes=(16, 16))
+    learner = MAMLTRPO(policy, fast_lr=0.01, num_steps=2, first_order=first_order, gamma=1.0, gae_lambda=0.99)
+    sampler = VectorizedSampler(SamplerSpec(SteeringDynamics(max_time=30), "horizontal", 6, 0, policy.config()),
+                                policy)
+    train, valid = learner.sample(sampler, sample_tasks(task_rng(0, 0), 3), 0)
+    params = list(policy.parameters())
+    stored = learner.surrogate(train, valid)
+    stored_grad = flat(torch.autograd.grad(stored.loss, params, retain_graph=True))
+    learner._adaptation = None  # force the re-adaptation
+    full = learner.surrogate(train, valid)
+    assert torch.equal(stored.loss, full.loss)
+    assert torch.equal(stored_grad, flat(torch.autograd.grad(full.loss, params, retain_graph=True)))
+    for name in full.adapted:
+        assert torch.equal(stored.adapted[name], full.adapted[name])
+    vector_to_parameters(parameters_to_vector(params).detach() + 1e-3, params)  # a line-search trial
+    with torch.no_grad():
+        values = learner.surrogate(train, valid, full.old)
+    graph = learner.surrogate(train, valid, full.old)
+    assert torch.equal(values.loss, graph.loss) and torch.equal(values.kl, graph.kl)
+    assert values.kl.item() > 0 and not values.loss.requires_grad

@@ -9,6 +9,7 @@ import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
 from maml_rl.policies import NormalMLPPolicy
+from maml_rl.policies.normal_mlp import gaussian_kl, gaussian_log_prob
 from maml_rl.utils.torch_utils import flat, stack_params
 
 
@@ -128,3 +129,30 @@ def test_bad_configuration() -> None:
         NormalMLPPolicy(2, 2, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="min_std"):
         NormalMLPPolicy(2, 2, init_std=0.1, min_std=0.2)
+
+
+def test_gaussian_log_prob_and_kl_equal_torch_distributions() -> None:
+    g = torch.Generator().manual_seed(2)
+    k, n, d = 3, 5, 4
+    mean, old_mean, actions = (torch.randn(k, n, d, generator=g, dtype=torch.float64) for _ in range(3))
+    log_std, old_log_std = (0.5 * torch.randn(k, 1, d, generator=g, dtype=torch.float64) for _ in range(2))
+    new = Independent(Normal(mean, log_std.exp().expand_as(mean)), 1)
+    old = Independent(Normal(old_mean, old_log_std.exp().expand_as(old_mean)), 1)
+    torch.testing.assert_close(gaussian_log_prob(actions, mean, log_std), new.log_prob(actions), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gaussian_kl(old_mean, old_log_std, mean, log_std), kl_divergence(old, new),
+                               rtol=1e-12, atol=1e-12)
+    assert torch.all(gaussian_kl(mean, log_std, mean, log_std) == 0)  # exactly zero at the old policy
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu", "elu"])
+def test_stacked_mean_function_equals_stacked_forward_bitwise(nonlinearity: str) -> None:
+    """The sampler's per-step mean (in-place activations) is the stacked forward's, bit for bit."""
+    torch.manual_seed(3)
+    policy = NormalMLPPolicy(10, 10, hidden_sizes=(16, 8), nonlinearity=nonlinearity)
+    params = {name: p.detach().unsqueeze(0) + 0.1 * torch.randn(4, *p.shape) for name, p in policy.named_parameters()}
+    obs = torch.randn(4, 6, 10)
+    with torch.no_grad():
+        mean, std = policy.stacked_mean_std(obs, params)
+        assert torch.equal(policy.stacked_mean_function(params)(obs), mean)
+        assert torch.equal(policy.stacked_std(params), std)
+        torch.testing.assert_close(mean, policy.forward_stacked(obs, params).mean)

@@ -7,8 +7,6 @@ reward and no flags, so a sampler can keep stepping the whole batch.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from maml_rl.envs.dynamics import SteeringDynamics, StepResult, rms
@@ -66,15 +64,26 @@ class BatchedAwakeSteering:
     def step(self, actions: np.ndarray, noise: np.ndarray | None = None) -> StepResult:
         """Advance every unfinished episode by one step with its row of ``actions``."""
         active = ~self.done
-        result = self.dynamics.step(self.response, self.theta, actions, self.steps, self._rms, noise)
-        keep = active[:, None]
-        self.theta = np.where(keep, result.theta, self.theta)
-        self._rms = np.where(active, result.rms, self._rms)
+        all_active = bool(active.all())
+        theta = self.theta
+        if not all_active:
+            # Finished rows are stepped from the centre with a zero action (their results are
+            # discarded): a frozen lost beam would otherwise send every later step through
+            # the aperture's slow path. Rows are independent, so active rows are unaffected.
+            keep = active[:, None]
+            theta, actions = np.where(keep, theta, 0.0), np.where(keep, actions, 0.0)
+        result = self.dynamics.step(self.response, theta, actions, self.steps, self._rms, noise)
+        if all_active:  # nothing frozen yet: the step's arrays are the batch's
+            self.theta, self._rms = result.theta, result.rms
+            reward, terminated, truncated = result.reward, result.terminated, result.truncated
+            success, beam_lost = result.success, result.beam_lost
+        else:
+            self.theta = np.where(keep, result.theta, self.theta)
+            self._rms = np.where(active, result.rms, self._rms)
+            reward = np.where(active, result.reward, 0.0)
+            terminated, truncated = result.terminated & active, result.truncated & active
+            success, beam_lost = result.success & active, result.beam_lost & active
         self.steps = self.steps + active
-        terminated = result.terminated & active
-        truncated = result.truncated & active
         self.done = self.done | terminated | truncated
-        return replace(result, theta=self.theta, obs=result.obs.astype(np.float32),
-                       reward=np.where(active, result.reward, 0.0), terminated=terminated, truncated=truncated,
-                       success=result.success & active, beam_lost=result.beam_lost & active, active=active)
-
+        return StepResult(theta=self.theta, obs=result.obs.astype(np.float32), reward=reward, terminated=terminated,
+                          truncated=truncated, success=success, beam_lost=beam_lost, rms=result.rms, active=active)

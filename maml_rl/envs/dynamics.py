@@ -29,13 +29,16 @@ PLANES = ("horizontal", "vertical")
 
 def rms(values: np.ndarray) -> np.ndarray:
     """Root mean square over the last axis."""
+    values = np.asarray(values)
+    if values.dtype == np.float64:  # np.mean's own reduction and division, without its Python overhead
+        return np.sqrt(np.square(values).sum(axis=-1) / values.shape[-1])
     return np.sqrt(np.mean(np.square(values), axis=-1))
 
 
 def normalise_actions(actions: np.ndarray) -> np.ndarray:
     """Divide each action whose largest absolute component exceeds 1 by that component."""
     actions = np.asarray(actions, dtype=float)
-    peak = np.max(np.abs(actions), axis=-1, keepdims=True)
+    peak = np.abs(actions).max(axis=-1, keepdims=True)
     return actions / np.maximum(peak, 1.0)
 
 
@@ -158,10 +161,13 @@ class SteeringDynamics:
             reward = -REWARD_SCALE * current
         else:
             reward = REWARD_SCALE * (previous_rms - current)
-        reward = reward - self.step_penalty - self.beam_loss_penalty * lost
+        if self.step_penalty:  # subtracting a zero penalty changes nothing: skip the array operations
+            reward = reward - self.step_penalty
+        if self.beam_loss_penalty:
+            reward = reward - self.beam_loss_penalty * lost
         success = (current < self.threshold) & ~lost
         terminated = success | lost
-        truncated = ~terminated & (np.asarray(steps_done) + 1 >= self.max_time)
+        truncated = ~terminated & (np.asarray(steps_done) >= self.max_time - 1)
         return StepResult(theta=theta, obs=obs, reward=reward, terminated=terminated,
                           truncated=truncated, success=success, beam_lost=lost, rms=current)
 
@@ -174,9 +180,13 @@ MAX_RESET_DRAWS = 1_000_000
 
 
 def admissible_initial_states(response: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """Which candidate kicks (K, 10) give all |readings| <= 0.95 and rms(readings) > 0.2."""
-    readings = READING_SCALE * theta @ np.asarray(response).T
-    return (np.max(np.abs(readings), axis=-1) <= RESET_MAX_READING) & (rms(readings) > RESET_MIN_RMS)
+    """Which candidate kicks (K, 10) give all |readings| <= 0.95 and rms(readings) > 0.2.
+
+    Also for stacks: responses (P, 10, 10) and candidates (P, K, 10) give (P, K); each slice is
+    computed exactly as the unstacked call.
+    """
+    readings = READING_SCALE * theta @ np.swapaxes(np.asarray(response), -1, -2)
+    return (np.abs(readings).max(axis=-1) <= RESET_MAX_READING) & (rms(readings) > RESET_MIN_RMS)
 
 
 def sample_initial_kicks(rng: np.random.Generator, response: np.ndarray,
@@ -215,15 +225,30 @@ def sample_initial_kicks(rng: np.random.Generator, response: np.ndarray,
         f"found in {max_draws} draws; the task's response matrix is unsuitable")
 
 
-def sample_initial_kicks_batch(rngs: list[np.random.Generator], responses: np.ndarray) -> np.ndarray:
-    """``sample_initial_kicks`` for B episodes at once (identical results, one array pass for
-    the first chunk of every episode)."""
-    first = np.stack([rng.uniform(-RESET_KICK, RESET_KICK, size=(RESET_FIRST_CHUNK, responses.shape[-1]))
-                      for rng in rngs])
+def sample_initial_kicks_batch(rngs: list[np.random.Generator], responses: np.ndarray,
+                               max_draws: int = MAX_RESET_DRAWS) -> np.ndarray:
+    """``sample_initial_kicks`` for B episodes at once (identical results).
+
+    Every episode draws the same chunks from its own generator (8, 16, 32, ...); each round
+    of chunks is checked with one array pass over the episodes still searching.
+    """
+    n = responses.shape[-1]
+    first = np.stack([rng.uniform(-RESET_KICK, RESET_KICK, size=(RESET_FIRST_CHUNK, n)) for rng in rngs])
     readings = READING_SCALE * np.einsum("bij,bkj->bki", responses, first)
     ok = (np.max(np.abs(readings), axis=-1) <= RESET_MAX_READING) & (rms(readings) > RESET_MIN_RMS)
-    hit = ok.any(axis=1)
     out = first[np.arange(len(rngs)), np.argmax(ok, axis=1)]
-    for b in np.flatnonzero(~hit):
-        out[b] = sample_initial_kicks(rngs[b], responses[b], first_chunk=2 * RESET_FIRST_CHUNK)
+    pending = np.flatnonzero(~ok.any(axis=1))
+    drawn, chunk = RESET_FIRST_CHUNK, 2 * RESET_FIRST_CHUNK
+    while len(pending) and drawn < max_draws:
+        theta = np.stack([rngs[b].uniform(-RESET_KICK, RESET_KICK, size=(chunk, n)) for b in pending])
+        ok = admissible_initial_states(responses[pending], theta)
+        hit = ok.any(axis=1)
+        out[pending[hit]] = theta[hit, np.argmax(ok[hit], axis=1)]
+        pending = pending[~hit]
+        drawn += chunk
+        chunk = min(2 * chunk, RESET_MAX_CHUNK)
+    if len(pending):
+        raise RuntimeError(
+            f"no initial state with |obs| <= {RESET_MAX_READING} and rms(obs) > {RESET_MIN_RMS} "
+            f"found in {max_draws} draws for episode(s) {pending.tolist()}; the task's response matrix is unsuitable")
     return out

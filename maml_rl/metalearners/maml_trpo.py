@@ -21,7 +21,8 @@ scaled so that 0.5 s^T H s = max_kl, then a backtracking line search that accept
 an improving surrogate with KL <= max_kl and otherwise restores the old parameters.
 
 All K tasks are processed together through task-stacked parameters
-(``NormalMLPPolicy.forward_stacked``).
+(``NormalMLPPolicy.forward_stacked``); losses, gradients and Fisher-vector products see
+only the valid steps, cut into blocks of equal size (``maml_rl.utils.blocks``).
 """
 
 from __future__ import annotations
@@ -36,31 +37,55 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from torch.distributions import Independent, Normal, kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from maml_rl.baseline import LinearFeatureBaseline
 from maml_rl.envs.tasks import Task
 from maml_rl.episode import EpisodeBatch
-from maml_rl.policies.normal_mlp import NormalMLPPolicy
+from maml_rl.policies.normal_mlp import NormalMLPPolicy, gaussian_kl, gaussian_log_prob
 from maml_rl.samplers.base import Sampler
+from maml_rl.utils.blocks import DEFAULT_BLOCK_SIZE, StepBlocks, step_blocks
 from maml_rl.utils.optimization import conjugate_gradient
-from maml_rl.utils.torch_utils import flat, fresh_leaves, masked_mean, stack_params
+from maml_rl.utils.torch_utils import flat, fresh_leaves, stack_params
 
-def _detached(dist: Independent) -> Independent:
-    base = dist.base_dist
-    return Independent(Normal(base.loc.detach(), base.scale.detach(), validate_args=False), 1,
-                       validate_args=False)
+
+@dataclass(frozen=True)
+class OldPolicy:
+    """The old (pre-update) adapted policies on the validation steps, in the block layout of
+    ``MAMLTRPO.steps(valid)``: means (G, M, act), floored log-stds (G, 1, act) and the
+    log-likelihoods (G, M) of the taken actions. All detached."""
+
+    mean: torch.Tensor
+    log_std: torch.Tensor
+    log_prob: torch.Tensor
 
 
 @dataclass
 class Surrogate:
-    """Surrogate loss and KL at some meta-parameters, with what produced them."""
+    """Surrogate loss and KL at some meta-parameters, with what produced them.
+
+    ``adapted`` holds the task-stacked adapted parameters (K, ...).
+    """
 
     loss: torch.Tensor
     kl: torch.Tensor
-    old: Independent
+    old: OldPolicy
     adapted: "OrderedDict[str, torch.Tensor]"
+
+
+@dataclass(frozen=True)
+class _Adaptation:
+    """Adapted parameters computed while sampling, with what they depend on."""
+
+    meta: torch.Tensor  # meta-parameter vector they were adapted from
+    batches: tuple[EpisodeBatch, ...]
+    packed: tuple[object, ...]  # each batch's packed steps (a new object when advantages change)
+    params: "OrderedDict[str, torch.Tensor]"
+
+    def matches(self, batches: Sequence[EpisodeBatch], meta: torch.Tensor) -> bool:
+        return (len(batches) == len(self.batches) and all(a is b for a, b in zip(batches, self.batches))
+                and all(b.packed_steps() is p for b, p in zip(batches, self.packed))
+                and torch.equal(meta, self.meta))
 
 
 class MAMLTRPO:
@@ -89,13 +114,16 @@ class MAMLTRPO:
     adv_std_floor
         Floor of the per-task standard deviation that normalises the advantages (0: plain
         normalisation); see ``maml_rl.episode.normalize_per_task``.
+    block_size
+        Rows per block of valid steps in losses and Fisher products (``maml_rl.utils.blocks``;
+        changes only the floating-point summation order).
     """
 
     def __init__(self, policy: NormalMLPPolicy, fast_lr: float = 0.5, num_steps: int = 1,
                  first_order: bool = False, gamma: float = 0.99, gae_lambda: float = 1.0,
                  max_kl: float = 1e-2, cg_iters: int = 10, cg_damping: float = 1e-2,
                  ls_max_steps: int = 10, ls_backtrack_ratio: float = 0.5, baseline_reg: float = 1e-5,
-                 adv_std_floor: float = 0.0) -> None:
+                 adv_std_floor: float = 0.0, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
         self.policy = policy
         self.fast_lr = fast_lr
         self.num_steps = num_steps
@@ -106,6 +134,21 @@ class MAMLTRPO:
         self.ls_max_steps, self.ls_backtrack_ratio = ls_max_steps, ls_backtrack_ratio
         self.baseline_reg = baseline_reg
         self.adv_std_floor = adv_std_floor
+        self.block_size = block_size
+        self._blocks: dict[int, tuple[object, StepBlocks]] = {}
+        self._adaptation: _Adaptation | None = None
+
+    def steps(self, batch: EpisodeBatch) -> StepBlocks:
+        """The valid steps of ``batch`` with their advantages, in blocks (cached per batch)."""
+        packed = batch.packed_steps()  # a new object whenever the advantages change
+        cached = self._blocks.get(id(batch))
+        if cached is not None and cached[0] is packed:
+            return cached[1]
+        blocks = step_blocks(packed.mask, packed.observations, packed.actions, packed.advantages, self.block_size)
+        self._blocks[id(batch)] = (packed, blocks)  # holding ``packed`` keeps the identity check sound
+        while len(self._blocks) > 4 * (self.num_steps + 1):  # this and the previous meta-batches
+            del self._blocks[next(iter(self._blocks))]
+        return blocks
 
     # ------------------------------------------------------------------ inner loop
     def prepare(self, batch: EpisodeBatch) -> EpisodeBatch:
@@ -119,23 +162,29 @@ class MAMLTRPO:
 
         Summing (not averaging) gives each task's parameter slice its own task's gradient.
         """
-        steps = batch.packed_steps()
-        log_probs = self.policy.forward_stacked(steps.observations, params).log_prob(steps.actions)
-        per_task = -masked_mean(log_probs * steps.advantages, steps.mask, (1,))
-        return per_task.sum()
+        steps = self.steps(batch)
+        mean, log_std = self.policy.stacked_mean_log_std(steps.observations, steps.gather(params))
+        return -steps.task_means(gaussian_log_prob(steps.actions, mean, log_std) * steps.advantages).sum()
 
     def adapt(self, train_batches: Sequence[EpisodeBatch], first_order: bool | None = None,
               params: "OrderedDict[str, torch.Tensor] | None" = None) -> "OrderedDict[str, torch.Tensor]":
         """Task-stacked adapted parameters after one inner step per training batch.
 
         Starts from the meta-parameters (replicated over the batches' tasks) unless
-        ``params`` (task-stacked) is given.
+        ``params`` (task-stacked) is given. Under ``torch.no_grad()`` only the values are
+        computed (each inner gradient still uses autograd, from detached parameters).
         """
         first_order = self.first_order if first_order is None else first_order
         if params is None:
             params = stack_params(self.policy.meta_parameters(), train_batches[0].num_tasks)
         for batch in train_batches:
-            params = self.policy.update_params(self.inner_loss(batch, params), params, self.fast_lr, first_order)
+            if torch.is_grad_enabled():
+                params = self.policy.update_params(self.inner_loss(batch, params), params, self.fast_lr, first_order)
+                continue
+            leaves = fresh_leaves(params)
+            with torch.enable_grad():
+                grads = torch.autograd.grad(self.inner_loss(batch, leaves), list(leaves.values()))
+            params = OrderedDict((n, p.detach() - self.fast_lr * g) for (n, p), g in zip(leaves.items(), grads))
         return params
 
     def sample(self, sampler: Sampler, tasks: Sequence[Task], batch_index: int,
@@ -166,23 +215,47 @@ class MAMLTRPO:
             valid = sampler.sample(params, tasks, batch_index, self.num_steps)
         with timed("adaptation"):
             self.prepare(valid)
+        # The outer step re-adapts from the same meta-parameters on the same batches: the same values.
+        self._adaptation = _Adaptation(meta=parameters_to_vector(self.policy.parameters()).detach().clone(),
+                                       batches=tuple(train), packed=tuple(b.packed_steps() for b in train),
+                                       params=OrderedDict((n, p.detach()) for n, p in params.items()))
         return train, valid
 
     # ------------------------------------------------------------------ outer loop
+    def adapted_parameters(self, train_batches: Sequence[EpisodeBatch],
+                           num_tasks: int) -> "OrderedDict[str, torch.Tensor]":
+        """Task-stacked parameters adapted from the meta-parameters on ``train_batches``.
+
+        First-order MAML at the meta-parameters the batches were sampled with: the values
+        computed while sampling (``sample``), which a re-adaptation reproduces exactly, with
+        the first-order dependence theta_i' = stored_i + (theta - theta), d theta_i'/d theta = I.
+        """
+        start = stack_params(self.policy.meta_parameters(), num_tasks)
+        memo = self._adaptation
+        if (self.first_order and memo is not None and num_tasks == memo.params["log_std"].shape[0]
+                and memo.matches(train_batches, parameters_to_vector(self.policy.parameters()).detach())):
+            if not torch.is_grad_enabled():
+                return memo.params
+            return OrderedDict((n, memo.params[n] + (p - p.detach())) for n, p in start.items())
+        return self.adapt(train_batches, params=start)
+
     def surrogate(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch,
-                  old: Independent | None = None) -> "Surrogate":
+                  old: OldPolicy | None = None) -> "Surrogate":
         """Surrogate loss -mean_i mean_t ratio_t A_t and mean KL(old || new) through adaptation.
 
         With ``old=None`` the current policy is the old one (ratio 1, KL 0, but both keep
         their graphs, so gradient and Hessian at the current parameters are available).
+        Under ``torch.no_grad()`` (line-search trials) only the values are computed.
         """
-        params = self.adapt(train_batches, params=stack_params(self.policy.meta_parameters(), valid.num_tasks))
-        steps = valid.packed_steps()
-        new = self.policy.forward_stacked(steps.observations, params)
-        old = _detached(new) if old is None else old
-        ratio = torch.exp(new.log_prob(steps.actions) - old.log_prob(steps.actions))
-        loss = -masked_mean(ratio * steps.advantages, steps.mask, (1,)).mean()
-        kl = masked_mean(kl_divergence(old, new), steps.mask, (1,)).mean()
+        params = self.adapted_parameters(train_batches, valid.num_tasks)
+        steps = self.steps(valid)
+        mean, log_std = self.policy.stacked_mean_log_std(steps.observations, steps.gather(params))
+        log_prob = gaussian_log_prob(steps.actions, mean, log_std)
+        if old is None:
+            old = OldPolicy(mean.detach(), log_std.detach(), log_prob.detach())
+        ratio = torch.exp(log_prob - old.log_prob)
+        loss = -steps.task_means(ratio * steps.advantages).mean()
+        kl = steps.task_means(gaussian_kl(old.mean, old.log_std, mean, log_std)).mean()
         return Surrogate(loss=loss, kl=kl, old=old, adapted=params)
 
     def kl_weights(self, valid: EpisodeBatch) -> torch.Tensor:
@@ -211,9 +284,10 @@ class MAMLTRPO:
         """
         if not self.first_order:
             return self.hessian_vector_product(current.kl, self.cg_damping)
-        adapted = OrderedDict((n, p.detach()) for n, p in current.adapted.items())
-        fisher = self.policy.fisher_vector_product(valid.packed_steps().observations, adapted,
-                                                   self.kl_weights(valid))
+        steps = self.steps(valid)
+        adapted = steps.gather(OrderedDict((n, p.detach()) for n, p in current.adapted.items()))
+        fisher = self.policy.fisher_vector_product(steps.observations, adapted,
+                                                   steps.task_mean_weights() / steps.num_tasks)
         return lambda vector: fisher(vector) + self.cg_damping * vector
 
     def step(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch) -> dict[str, Any]:
@@ -234,7 +308,8 @@ class MAMLTRPO:
         old_vector = parameters_to_vector(params).detach().clone()
         for trial in range(self.ls_max_steps):
             vector_to_parameters(old_vector - self.ls_backtrack_ratio ** trial * full_step, params)
-            candidate = self.surrogate(train_batches, valid, current.old)
+            with torch.no_grad():  # values only
+                candidate = self.surrogate(train_batches, valid, current.old)
             loss, kl = candidate.loss.item(), candidate.kl.item()
             if loss < old_loss and kl <= self.max_kl:
                 log.update(ls_accepted=True, ls_step=trial, loss_after=loss, kl_after=kl)

@@ -19,12 +19,44 @@ from torch.distributions import Independent, Normal
 from torch.func import functional_call
 
 NONLINEARITIES = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+# The same functions as NONLINEARITIES, in place on a fresh tensor (no module call per use).
+_IN_PLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.Tensor.tanh_,
+    "relu": torch.Tensor.relu_,
+    "elu": lambda x: nn.functional.elu(x, inplace=True),
+}
 # Derivative of each nonlinearity expressed through its output h (and input a).
 _DERIVATIVES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "tanh": lambda a, h: 1.0 - h * h,
     "relu": lambda a, h: (a > 0).to(h.dtype),
     "elu": lambda a, h: torch.where(a > 0, torch.ones_like(h), h + 1.0),
 }
+
+
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log N(a; mu, diag(sigma^2)) summed over the last axis, sigma = exp(log_std).
+
+    log pi(a) = -1/2 sum_j ((a_j - mu_j) / sigma_j)^2 - sum_j log sigma_j - d/2 log(2 pi).
+    ``log_std`` broadcasts against ``mean`` (e.g. (K, 1, d) for (K, N, d)); the log-std sum is
+    then taken once per policy, not once per step.
+    """
+    z = (actions - mean) * torch.exp(-log_std)
+    return -0.5 * (z * z).sum(-1) - (log_std.sum(-1) + mean.shape[-1] * LOG_SQRT_2PI)
+
+
+def gaussian_kl(old_mean: torch.Tensor, old_log_std: torch.Tensor, mean: torch.Tensor,
+                log_std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_o, sigma_o^2) || N(mu, sigma^2)) of diagonal Gaussians, summed over the last axis.
+
+    KL = sum_j [log sigma_j - log sigma_o,j + (sigma_o,j^2 + (mu_o,j - mu_j)^2) / (2 sigma_j^2) - 1/2];
+    the terms without means are evaluated once per policy when the log-stds broadcast.
+    """
+    per_policy = (log_std - old_log_std + 0.5 * torch.exp(2 * (old_log_std - log_std)) - 0.5).sum(-1)
+    z = (old_mean - mean) * torch.exp(-log_std)
+    return 0.5 * (z * z).sum(-1) + per_policy
 
 
 class NormalMLPPolicy(nn.Module):
@@ -94,6 +126,22 @@ class NormalMLPPolicy(nn.Module):
     def stacked_mean_std(self, obs: torch.Tensor,
                          params: "dict[str, torch.Tensor]") -> tuple[torch.Tensor, torch.Tensor]:
         """Means (K, N, act) and standard deviations (K, 1, act) of K policies; see ``forward_stacked``."""
+        mean, log_std = self.stacked_mean_log_std(obs, params)
+        return mean, torch.exp(log_std)
+
+    def stacked_std(self, params: "dict[str, torch.Tensor]") -> torch.Tensor:
+        """Standard deviations (K, 1, act) of K policies: exp(max(log_std, log min_std))."""
+        return torch.exp(self.stacked_log_std(params))
+
+    def stacked_log_std(self, params: "dict[str, torch.Tensor]") -> torch.Tensor:
+        """Floored log standard deviations (K, 1, act) of K policies: max(log_std, log min_std)."""
+        return torch.clamp(params["log_std"], min=math.log(self.min_std)).unsqueeze(1)
+
+    def stacked_mean_log_std(self, obs: torch.Tensor,
+                             params: "dict[str, torch.Tensor]") -> tuple[torch.Tensor, torch.Tensor]:
+        """Means (K, N, act) and floored log-stds (K, 1, act) of K policies, differentiable in
+        ``params``; with ``gaussian_log_prob`` and ``gaussian_kl`` the losses avoid building
+        distribution objects with per-step copies of the standard deviation."""
         h = obs
         for index, module in enumerate(self.body):
             if isinstance(module, nn.Linear):
@@ -102,8 +150,27 @@ class NormalMLPPolicy(nn.Module):
             else:
                 h = module(h)  # elementwise nonlinearity
         mean = torch.baddbmm(params["mu.bias"].unsqueeze(1), h, params["mu.weight"].transpose(1, 2))
-        std = torch.exp(torch.clamp(params["log_std"], min=math.log(self.min_std))).unsqueeze(1)
-        return mean, std
+        return mean, self.stacked_log_std(params)
+
+    def stacked_mean_function(self, params: "dict[str, torch.Tensor]") -> Callable[[torch.Tensor], torch.Tensor]:
+        """obs (K, N, input) -> means (K, N, act) of K policies with fixed ``params``, for many small calls.
+
+        The same operations as ``stacked_mean_std`` (bitwise equal results), with the layers'
+        views prepared once and the nonlinearity applied in place: sampling calls it once per
+        time step. Not differentiable (in-place); use under ``torch.no_grad()``.
+        """
+        names = [f"body.{i}" for i, m in enumerate(self.body) if isinstance(m, nn.Linear)] + ["mu"]
+        layers = [(params[f"{name}.bias"].unsqueeze(1), params[f"{name}.weight"].transpose(1, 2)) for name in names]
+        hidden, (out_bias, out_weight) = layers[:-1], layers[-1]
+        activation = _IN_PLACE[self.nonlinearity]
+
+        def mean(obs: torch.Tensor) -> torch.Tensor:
+            h = obs
+            for bias, weight in hidden:
+                h = activation(torch.baddbmm(bias, h, weight))
+            return torch.baddbmm(out_bias, h, out_weight)
+
+        return mean
 
     def fisher_vector_product(self, obs: torch.Tensor, params: "dict[str, torch.Tensor]",
                               weights: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -128,49 +195,55 @@ class NormalMLPPolicy(nn.Module):
         weights
             (K, N) weights w_kn (0 on padding).
         """
-        linears: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (input h, W, derivative)
+        # Per layer, prepared once for all products: its input rows (K N, in), the task
+        # weights as (K, in, out) and (K, out, in) views, and the activation's derivative
+        # (K, N, out) (None for the output layer).
+        layers: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        k, n = obs.shape[:2]
         with torch.no_grad():
             h = obs
-            layers = [(i, m) for i, m in enumerate(self.body) if isinstance(m, nn.Linear)]
-            for index, _ in layers:
-                weight = params[f"body.{index}.weight"]
-                pre = torch.baddbmm(params[f"body.{index}.bias"].unsqueeze(1), h, weight.transpose(1, 2))
-                out = NONLINEARITIES[self.nonlinearity]()(pre)
-                linears.append((h, weight, _DERIVATIVES[self.nonlinearity](pre, out)))
-                h = out
-            linears.append((h, params["mu.weight"], torch.ones(())))
+            names = [f"body.{i}" for i, m in enumerate(self.body) if isinstance(m, nn.Linear)] + ["mu"]
+            for name in names:
+                weight = params[f"{name}.weight"]
+                derivative = None
+                if name != "mu":
+                    pre = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, weight.transpose(1, 2))
+                    out = NONLINEARITIES[self.nonlinearity]()(pre)
+                    derivative = _DERIVATIVES[self.nonlinearity](pre, out)
+                layers.append((name, h.reshape(k * n, -1), weight.transpose(1, 2), weight, derivative))
+                if name != "mu":
+                    h = out
             log_std = params["log_std"]
             scale = weights.unsqueeze(-1) / torch.exp(2 * torch.clamp(log_std, min=math.log(self.min_std))).unsqueeze(1)
             std_active = (log_std > math.log(self.min_std)).to(obs.dtype)  # clamp derivative
-            std_weight = 2.0 * weights.sum(1, keepdim=True) * std_active  # (K, act)
-        names = [f"body.{i}" for i, _ in layers] + ["mu"]
+            std_weight = (2.0 * weights.sum(1, keepdim=True) * std_active).sum(0)  # (act,)
         order = [name for name, _ in self.named_parameters()]
         shapes = [p.shape for _, p in self.named_parameters()]
+        sizes = [shape.numel() for shape in shapes]
 
         def product(vector: torch.Tensor) -> torch.Tensor:
-            sizes = [shape.numel() for shape in shapes]
-            parts = {name: v.view(shape) for name, v, shape in zip(order, torch.split(vector, sizes), shapes)}
+            # Few, large operations: the product's cost for small batches is the number of calls.
+            result = torch.empty_like(vector)
+            parts = {name: v.view(shape) for name, v, shape in zip(order, vector.split(sizes), shapes)}
+            grads = {name: g.view(shape) for name, g, shape in zip(order, result.split(sizes), shapes)}
             # Forward mode: tangent of each layer's output along v.
             tangent = None
-            for layer, (h_in, weight, derivative) in zip(names, linears):
-                t = torch.addmm(parts[f"{layer}.bias"], h_in.reshape(-1, h_in.shape[-1]),
-                                parts[f"{layer}.weight"].T).view(*h_in.shape[:-1], -1)
+            for name, h_in, weight_t, _, derivative in layers:
+                t = torch.addmm(parts[f"{name}.bias"], h_in, parts[f"{name}.weight"].T).view(k, n, -1)
                 if tangent is not None:
-                    t = torch.baddbmm(t, tangent, weight.transpose(1, 2))
-                tangent = t.mul_(derivative) if layer != "mu" else t
+                    t.baddbmm_(tangent, weight_t)
+                tangent = t.mul_(derivative) if derivative is not None else t
             cotangent = tangent.mul_(scale)
-            # Reverse mode: J^T (scaled J v), summed over tasks and steps.
-            grads: dict[str, torch.Tensor] = {}
-            for layer, (h_in, weight, derivative) in reversed(list(zip(names, linears))):
-                if layer != "mu":
-                    cotangent = cotangent.mul_(derivative)
-                flat_cotangent = cotangent.reshape(-1, cotangent.shape[-1])
-                grads[f"{layer}.weight"] = flat_cotangent.T @ h_in.reshape(-1, h_in.shape[-1])
-                grads[f"{layer}.bias"] = flat_cotangent.sum(0)
-                if layer != names[0]:
-                    cotangent = torch.bmm(cotangent, weight)
-            grads["log_std"] = std_weight.sum(0) * parts["log_std"]
-            return torch.cat([grads[name].reshape(-1) for name in order])
+            # Reverse mode: J^T (scaled J v), summed over tasks and steps, written into ``result``.
+            for index in range(len(layers) - 1, -1, -1):
+                name, h_in, _, weight, _ = layers[index]
+                flat_cotangent = cotangent.view(k * n, -1)
+                torch.mm(flat_cotangent.T, h_in, out=grads[f"{name}.weight"])
+                torch.sum(flat_cotangent, 0, out=grads[f"{name}.bias"])
+                if index > 0:
+                    cotangent = torch.bmm(cotangent, weight).mul_(layers[index - 1][4])
+            torch.mul(std_weight, parts["log_std"], out=grads["log_std"])
+            return result
 
         return product
 

@@ -76,36 +76,38 @@ def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], respons
         return noise
 
     env = BatchedAwakeSteering(dynamics)
-    obs = env.reset(episode_responses, kicks, obs_noise(np.ones(n, dtype=bool)))
     horizon = dynamics.max_time
-    obs_buf = np.zeros((horizon, n, 10), dtype=np.float32)
+    # obs_buf[t] is the observation action t is taken in; obs_buf[lengths] the one after each
+    # episode's last step. Buffers hold every row; padding is zeroed once at the end.
+    obs_buf = np.zeros((horizon + 1, n, 10), dtype=np.float32)
     act_buf = np.zeros((horizon, n, 10), dtype=np.float32)
     rew_buf = np.zeros((horizon, n), dtype=np.float32)
     mask_buf = np.zeros((horizon, n), dtype=np.float32)
-    last_obs = np.zeros((n, 10), dtype=np.float32)
     terminated = np.zeros(n, dtype=bool)
     success = np.zeros(n, dtype=bool)
+    obs_buf[0] = env.reset(episode_responses, kicks, obs_noise(np.ones(n, dtype=bool)))
     eps = np.zeros((n, NOISE_CHUNK, 10), dtype=np.float32)
     t = 0
-    with torch.no_grad():
+    with torch.inference_mode():  # no autograd bookkeeping on the per-step tensors
+        mean_of = policy.stacked_mean_function(params)
+        std = policy.stacked_std(params).unsqueeze(2)  # (K, 1, 1, act)
         while not env.done.all():
             active = ~env.done
             if t % NOISE_CHUNK == 0:
                 for i in np.flatnonzero(active):
                     eps[i] = rngs[i].standard_normal((NOISE_CHUNK, 10))
-            mean, std = policy.stacked_mean_std(torch.from_numpy(obs).view(k, b, 10), params)
-            noise = torch.from_numpy(eps[:, t % NOISE_CHUNK]).view(k, b, 10)
-            actions = (mean + std * noise).reshape(n, 10).numpy()
+                scaled_noise = std * torch.from_numpy(eps).view(k, b, NOISE_CHUNK, 10)  # sigma eps, per chunk
+            mean = mean_of(torch.from_numpy(obs_buf[t].reshape(k, b, 10)))
+            actions = (mean + scaled_noise[:, :, t % NOISE_CHUNK]).reshape(n, 10).numpy()
             step = env.step(actions.astype(np.float64), obs_noise(active))
-            live = step.active[:, None]
-            obs_buf[t], act_buf[t] = obs * live, actions * live  # padding stays exactly zero
+            obs_buf[t + 1], act_buf[t] = step.obs, actions
             rew_buf[t], mask_buf[t] = step.reward, step.active
-            finished = step.terminated | step.truncated
-            last_obs[finished] = step.obs[finished]
             terminated |= step.terminated
             success |= step.success
-            obs = step.obs
             t += 1
+    last_obs = obs_buf[env.steps, np.arange(n)]
+    obs_buf[:t] *= mask_buf[:t, :, None]  # padding is exactly zero
+    act_buf[:t] *= mask_buf[:t, :, None]
 
     def by_task(buf: np.ndarray) -> np.ndarray:  # [T, n, ...] -> [K, T, B, ...]
         buf = buf[:t].reshape(t, k, b, *buf.shape[2:])

@@ -21,18 +21,18 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
     x = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
-    rr = torch.dot(r, r)
+    rr = float(torch.dot(r, r))
     iterations = 0
     while iterations < max_iters and rr >= residual_tol:
         ap = matvec(p)
-        curvature = torch.dot(p, ap)
+        curvature = float(torch.dot(p, ap))
         if not curvature > 0:  # not positive definite along p (or nan): keep the current iterate
             break
         alpha = rr / curvature
-        x = x + alpha * p
-        r = r - alpha * ap
-        rr_new = torch.dot(r, r)
-        p = r + (rr_new / rr) * p
+        x.add_(p, alpha=alpha)  # in place with scalar coefficients: few operations per iteration
+        r.add_(ap, alpha=-alpha)
+        rr_new = float(torch.dot(r, r))
+        p.mul_(rr_new / rr).add_(r)
         rr = rr_new
         iterations += 1
     return x.detach(), iterations

@@ -13,6 +13,21 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, dims: tuple[int, ...])
     return (values * mask).sum(dims) / mask.sum(dims).clamp_min(1.0)
 
 
+def discounted_reverse_cumsum(values: torch.Tensor, factor: float) -> torch.Tensor:
+    """y_t = sum_{s >= t} factor^(s - t) x_s along axis -2 of [..., T, B], as one matrix product.
+
+    Equals the recursion y_t = x_t + factor y_{t+1} (y_T = 0) up to rounding, with a (T, T)
+    upper-triangular matrix of powers P[t, s] = factor^(s - t) instead of T Python-level steps.
+    For episodes padded after their last step (values 0 there) this is each episode's own
+    discounted sum: returns (factor gamma) and GAE (factor gamma lambda).
+    """
+    t = values.shape[-2]
+    lag = torch.arange(t).unsqueeze(0) - torch.arange(t).unsqueeze(1)  # s - t
+    base = torch.tensor(factor, dtype=values.dtype)
+    powers = torch.where(lag >= 0, base ** lag.clamp_min(0).to(values.dtype), torch.zeros((), dtype=values.dtype))
+    return powers @ values
+
+
 def stack_params(params: Mapping[str, torch.Tensor], k: int) -> "OrderedDict[str, torch.Tensor]":
     """Replicate one parameter dict along a new leading task axis of size ``k`` (differentiably)."""
     return OrderedDict((name, p.unsqueeze(0).expand(k, *p.shape)) for name, p in params.items())

@@ -1,0 +1,116 @@
+"""Valid steps of K tasks in blocks of equal size: batched products without per-task padding.
+
+Packing each task's valid steps to the front (``EpisodeBatch.packed_steps``, [K, N] with N
+the largest task's count) leaves K N - sum_k n_k rows of padding. When one task has long
+episodes and the others short ones, most rows are padding (2-4 x the valid steps in the
+first batches of the default training), and every loss, gradient and Fisher-vector
+product pays for them. Cutting each task's valid steps into blocks of M rows leaves fewer
+than M padded rows per task; block g evaluates the parameters of its task ``task[g]``
+(gathered along the task axis), so a layer is still one batched matrix product.
+
+Sums over blocks equal sums over the valid steps; only the floating-point summation order
+differs from the padded layout.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_BLOCK_SIZE = 64  # rows per block: < 64 padded rows per task, blocks still large for GEMM
+
+
+@dataclass(frozen=True)
+class StepBlocks:
+    """The valid steps of K tasks as G blocks of M rows; padding rows have mask 0 and zero data.
+
+    Attributes
+    ----------
+    observations, actions
+        (G, M, d).
+    advantages, mask
+        (G, M).
+    task
+        (G,) int64: the task whose steps block g holds.
+    counts
+        (K,) number of valid steps of each task.
+    """
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    advantages: torch.Tensor
+    mask: torch.Tensor
+    task: torch.Tensor
+    counts: torch.Tensor
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self.counts.shape[0])
+
+    def task_means(self, values: torch.Tensor) -> torch.Tensor:
+        """(K,) mean of (G, M) ``values`` over each task's valid steps (padding ignored)."""
+        sums = values.new_zeros(self.num_tasks).index_add(0, self.task, (values * self.mask).sum(1))
+        return sums / self.counts.clamp_min(1).to(sums.dtype)
+
+    def task_mean_weights(self) -> torch.Tensor:
+        """(G, M) weights w with sum_gm w_gm x_gm = sum_k (mean of x over task k's valid steps)."""
+        per_task = 1.0 / self.counts.clamp_min(1).to(self.mask.dtype)
+        return self.mask * per_task[self.task].unsqueeze(1)
+
+    def gather(self, params: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
+        """Per-block parameters ``params[name][task[g]]`` from task-stacked ``params``.
+
+        Computed as a product with the (G, K) one-hot matrix of the blocks' tasks (exact:
+        each entry is 1 x value plus zeros), so that the gradient of a task's slice, the sum
+        over its blocks, is one matrix product too; autograd's backward of ``index_select``
+        is a scatter several times slower. Differentiable to any order.
+        """
+        out = OrderedDict()
+        for name, p in params.items():
+            selector = self.selector if self.selector.dtype == p.dtype else self.selector.to(p.dtype)
+            out[name] = (selector @ p.reshape(p.shape[0], -1)).view(len(self.task), *p.shape[1:])
+        return out
+
+    @cached_property
+    def selector(self) -> torch.Tensor:
+        """(G, K) one-hot matrix: selector[g, k] = 1 iff block g holds task k's steps."""
+        return F.one_hot(self.task, self.num_tasks).to(self.mask.dtype)
+
+
+def step_blocks(mask: torch.Tensor, observations: torch.Tensor, actions: torch.Tensor,
+                advantages: torch.Tensor, block_size: int = DEFAULT_BLOCK_SIZE) -> StepBlocks:
+    """Cut packed steps ([K, N, ...], valid rows first in each task) into blocks of ``block_size`` rows.
+
+    Parameters
+    ----------
+    mask
+        (K, N) packed mask: 1 on the first n_k rows of task k, 0 after.
+    observations, actions
+        (K, N, d) packed.
+    advantages
+        (K, N) packed.
+    block_size
+        M, rows per block.
+    """
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    k, n = mask.shape
+    counts = mask.sum(1).round().to(torch.int64)
+    per_row = -(-n // block_size) if n else 0  # blocks a full row of N steps needs
+    padded = per_row * block_size - n
+    needed = (counts + block_size - 1) // block_size
+    keep = (torch.arange(per_row).unsqueeze(0) < needed.unsqueeze(1)).reshape(-1)
+
+    def cut(tensor: torch.Tensor) -> torch.Tensor:
+        trailing = tensor.dim() - 2
+        tensor = F.pad(tensor, (0, 0) * trailing + (0, padded))
+        return tensor.reshape(k * per_row, block_size, *tensor.shape[2:])[keep]
+
+    task = torch.arange(k).repeat_interleave(per_row)[keep]
+    return StepBlocks(observations=cut(observations), actions=cut(actions), advantages=cut(advantages),
+                      mask=cut(mask), task=task, counts=counts)

@@ -1,0 +1,93 @@
+"""Blocks of valid steps: same steps, same per-task means and Fisher products as the padded layout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from maml_rl.episode import pack_steps
+from maml_rl.policies import NormalMLPPolicy
+from maml_rl.utils.blocks import step_blocks
+from maml_rl.utils.torch_utils import masked_mean
+
+
+def packed_data(counts: list[int], n: int, seed: int = 0):
+    """Packed [K, N] steps with the given valid counts per task (float64)."""
+    g = torch.Generator().manual_seed(seed)
+    k = len(counts)
+    mask = (torch.arange(n).unsqueeze(0) < torch.tensor(counts).unsqueeze(1)).double()
+    obs = torch.randn(k, n, 3, generator=g, dtype=torch.float64) * mask[..., None]
+    actions = torch.randn(k, n, 2, generator=g, dtype=torch.float64) * mask[..., None]
+    advantages = torch.randn(k, n, generator=g, dtype=torch.float64) * mask
+    return mask, obs, actions, advantages
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 4, 64])
+def test_blocks_hold_exactly_the_valid_steps_of_each_task(block_size: int) -> None:
+    counts = [7, 1, 12, 4]
+    mask, obs, actions, advantages = packed_data(counts, 12)
+    blocks = step_blocks(mask, obs, actions, advantages, block_size)
+    assert blocks.observations.shape[1] == block_size
+    assert blocks.counts.tolist() == counts
+    for k, count in enumerate(counts):
+        mine = blocks.task == k
+        assert int(mine.sum()) == -(-count // block_size)  # ceil: fewer than block_size padded rows
+        rows = blocks.mask[mine].reshape(-1) > 0
+        assert int(rows.sum()) == count
+        torch.testing.assert_close(blocks.observations[mine].reshape(-1, 3)[rows], obs[k, :count], rtol=0, atol=0)
+        torch.testing.assert_close(blocks.actions[mine].reshape(-1, 2)[rows], actions[k, :count], rtol=0, atol=0)
+        torch.testing.assert_close(blocks.advantages[mine].reshape(-1)[rows], advantages[k, :count], rtol=0, atol=0)
+    assert torch.all(blocks.observations[blocks.mask == 0] == 0)
+    values = torch.randn(*mask.shape, dtype=torch.float64) * mask
+    block_values = step_blocks(mask, obs, actions, values, block_size).advantages
+    torch.testing.assert_close(blocks.task_means(block_values), masked_mean(values, mask, (1,)))
+    torch.testing.assert_close((blocks.task_mean_weights() * block_values).sum(), masked_mean(values, mask, (1,)).sum())
+
+
+def test_blocks_from_episode_packing() -> None:
+    """Episodes [K, T, B] -> pack_steps -> blocks keeps every valid step once."""
+    g = torch.Generator().manual_seed(1)
+    lengths = torch.randint(1, 9, (3, 4), generator=g)
+    mask = (torch.arange(8).view(1, 8, 1) < lengths.unsqueeze(1)).float()
+    obs = torch.randn(3, 8, 4, 2, generator=g) * mask[..., None]
+    packed_obs, packed_adv, packed_mask = pack_steps(mask, obs, mask * 2.0)
+    blocks = step_blocks(packed_mask, packed_obs, packed_obs, packed_adv, 5)
+    assert int(blocks.mask.sum()) == int(lengths.sum())
+    assert torch.equal(blocks.counts, lengths.sum(1))
+    torch.testing.assert_close(torch.sort(blocks.observations[blocks.mask > 0].sum(-1)).values,
+                               torch.sort(obs[mask > 0].sum(-1)).values)
+
+
+def test_gathered_parameters_give_each_block_its_task_and_sum_gradients() -> None:
+    torch.manual_seed(0)
+    policy = NormalMLPPolicy(3, 2, hidden_sizes=(5,)).double()
+    counts = [6, 2, 9]
+    mask, obs, actions, advantages = packed_data(counts, 9)
+    blocks = step_blocks(mask, obs, actions, advantages, 4)
+    stacked = {n: (p.detach().unsqueeze(0) + 0.1 * torch.randn(3, *p.shape, dtype=torch.float64)).requires_grad_()
+               for n, p in policy.named_parameters()}
+    padded = policy.forward_stacked(obs, stacked).log_prob(actions)
+    blocked = policy.forward_stacked(blocks.observations, blocks.gather(stacked)).log_prob(blocks.actions)
+    loss_padded = masked_mean(padded * advantages, mask, (1,)).sum()
+    loss_blocked = blocks.task_means(blocked * blocks.advantages).sum()
+    torch.testing.assert_close(loss_blocked, loss_padded, rtol=1e-12, atol=1e-12)
+    grads_padded = torch.autograd.grad(loss_padded, list(stacked.values()))
+    grads_blocked = torch.autograd.grad(loss_blocked, list(stacked.values()))
+    for a, b in zip(grads_padded, grads_blocked):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_fisher_product_on_blocks_equals_padded_layout() -> None:
+    torch.manual_seed(0)
+    policy = NormalMLPPolicy(3, 2, hidden_sizes=(5, 4)).double()
+    counts = [6, 2, 9]
+    mask, obs, actions, advantages = packed_data(counts, 9)
+    blocks = step_blocks(mask, obs, actions, advantages, 4)
+    stacked = {n: p.detach().unsqueeze(0) + 0.1 * torch.randn(3, *p.shape, dtype=torch.float64)
+               for n, p in policy.named_parameters()}
+    weights = mask / mask.sum(1, keepdim=True) / 3
+    vector = torch.randn(sum(p.numel() for p in policy.parameters()), dtype=torch.float64)
+    padded = policy.fisher_vector_product(obs, stacked, weights)(vector)
+    blocked = policy.fisher_vector_product(blocks.observations, blocks.gather(stacked),
+                                           blocks.task_mean_weights() / 3)(vector)
+    torch.testing.assert_close(blocked, padded, rtol=1e-12, atol=1e-12)
