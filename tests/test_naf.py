@@ -450,10 +450,12 @@ def test_foreign_and_missing_files_are_refused(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ learning
 
 def test_naf_learns_to_steer_the_nominal_task() -> None:
-    """2500 steps on the nominal optics (about 20 s): on 100 fresh evaluation episodes the
+    """2000 steps on the nominal optics (about 15 s): on 100 fresh evaluation episodes the
     deterministic policy no longer loses the beam, and its successful episodes are much
     shorter. (The untrained policy's mean length is short *because* it loses the beam, so
-    the overall mean length is not a measure of progress here.)"""
+    the overall mean length is not a measure of progress here.) Seed 0 is fixed: NAF is
+    seed-sensitive on this task (docs/naf.md), and this test checks that learning works,
+    not how reliably."""
     torch.set_num_threads(1)
     task = Task.nominal()
     env = AwakeSteering(task=task, **EVAL_ENV_KWARGS)
@@ -466,8 +468,9 @@ def test_naf_learns_to_steer_the_nominal_task() -> None:
         return float(lost), s.mean_return, float(s.lengths[s.success].mean())
 
     lost_before, return_before, length_before = stats(101)
-    agent.learn(2500)
+    agent.learn(2000)
     lost_after, return_after, length_after = stats(102)
     assert lost_before > 0.3 and lost_after <= 0.05
     assert return_after > return_before + 100
     assert length_after < 0.5 * length_before
+
