@@ -474,3 +474,15 @@ def test_naf_learns_to_steer_the_nominal_task() -> None:
     assert return_after > return_before + 100
     assert length_after < 0.5 * length_before
 
+
+def test_learning_curve_command_writes_one_row_per_evaluation(tmp_path: Path, capsys) -> None:
+    from maml_rl.baselines import learning_curve
+    from maml_rl.runio import read_metrics
+
+    code = learning_curve.main(["--algo", "per-naf", "--steps", "60", "--eval-every", "30", "--eval-episodes", "4",
+                                "--set", "learning_starts=10", "batch_size=8", "--metrics", str(tmp_path / "m.jsonl")])
+    assert code == 0
+    rows = read_metrics(tmp_path / "m.jsonl")
+    assert [r["steps"] for r in rows] == [0, 30, 60]
+    assert len({r["benchmark_mean_length"] for r in rows}) > 1  # fresh evaluation states at every point
+    assert "criterion" in capsys.readouterr().out
