@@ -13,6 +13,7 @@ ever returned by a later one.
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 import traceback
 from multiprocessing.connection import Connection, wait
 from typing import Any, Mapping, Sequence
@@ -127,6 +128,11 @@ class MultiprocessingSampler:
                     self._conns[worker].send((part, responses[chunk], chunk, key))
                 results = [self._receive(worker) for worker in range(len(chunks))]
             except (BrokenPipeError, ConnectionResetError, OSError) as exc:
+                # A killed worker's pipe can break before the process is reaped: give it a
+                # moment, so that the error names the dead worker.
+                deadline = time.monotonic() + self.poll_interval
+                while time.monotonic() < deadline and all(p.is_alive() for p in self._processes):
+                    time.sleep(0.01)
                 self._check_alive()
                 raise SamplerError(f"lost contact with a sampler worker: {exc}") from None
         except BaseException:
