@@ -3,8 +3,10 @@
 ``response_matrix``
     Response-matrix identification: probes, (recursive) least squares, the inverse or the
     limit controller on the estimate.
+``gp_mpc``
+    A Gaussian-process model of the readings (gpytorch) and model predictive control on it.
 
-The classes are imported on first use.
+The classes are imported on first use, so importing this package does not load gpytorch.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_CLASSES = {"ResponseMatrixIdentification": "response_matrix"}
+_CLASSES = {"ResponseMatrixIdentification": "response_matrix", "GPMPC": "gp_mpc"}
 __all__ = list(_CLASSES)
 
 
