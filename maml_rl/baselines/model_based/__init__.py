@@ -5,8 +5,12 @@
     limit controller on the estimate.
 ``gp_mpc``
     A Gaussian-process model of the readings (gpytorch) and model predictive control on it.
+``ensemble``, ``model_env``, ``dyna``
+    Bootstrap ensembles of learned models, an imagined environment on them, and Dyna with
+    SB3's SAC.
 
-The classes are imported on first use, so importing this package does not load gpytorch.
+The classes are imported on first use, so importing this package loads neither gpytorch
+nor stable-baselines3.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_CLASSES = {"ResponseMatrixIdentification": "response_matrix", "GPMPC": "gp_mpc"}
+_CLASSES = {"ResponseMatrixIdentification": "response_matrix", "GPMPC": "gp_mpc", "Dyna": "dyna"}
 __all__ = list(_CLASSES)
 
 

@@ -239,34 +239,39 @@ class GaussianProcessDynamics:
 
 
 def plan_actions(model: GaussianProcessDynamics, obs: np.ndarray, horizon: int = 3, kappa: float = 1.0,
-                 aperture_weight: float = 100.0, max_iterations: int = 60,
-                 initial: np.ndarray | None = None) -> np.ndarray:
+                 aperture_weight: float = 100.0, max_iterations: int = 60) -> np.ndarray:
     """Optimise (B, horizon, n) actions in [-1, 1] on the GP for B start readings (see module docstring).
 
-    The B problems are independent; they are solved as one L-BFGS-B problem (the cost is
-    their sum) so that one optimisation serves a batch of episodes.
+    One L-BFGS-B problem per start reading, from zero actions, so that a plan does not
+    depend on the other readings of the batch (a joint problem would share the stopping
+    rule and the line search).
     """
-    start = torch.as_tensor(np.atleast_2d(obs), dtype=torch.float64)
-    b, n = start.shape
-    x0 = np.zeros(b * horizon * n) if initial is None else np.clip(np.asarray(initial, float).ravel(), -1, 1)
+    starts = np.atleast_2d(np.asarray(obs, dtype=float))
+    return np.stack([_plan_one(model, s, horizon, kappa, aperture_weight, max_iterations) for s in starts])
+
+
+def _plan_one(model: GaussianProcessDynamics, obs: np.ndarray, horizon: int, kappa: float,
+              aperture_weight: float, max_iterations: int) -> np.ndarray:
+    start = torch.as_tensor(obs, dtype=torch.float64).reshape(1, -1)
+    n = start.shape[1]
 
     def cost_and_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
         actions = torch.tensor(flat, dtype=torch.float64, requires_grad=True)
-        a = actions.view(b, horizon, n)
+        a = actions.view(horizon, n)
         readings, spread = start, torch.zeros_like(start)
         total = torch.zeros((), dtype=torch.float64)
         for t in range(horizon):
-            mean, var = model.posterior(torch.cat([readings, a[:, t]], dim=1))
+            mean, var = model.posterior(torch.cat([readings, a[t:t + 1]], dim=1))
             readings, spread = readings + mean, spread + var
-            total = total + torch.sqrt(readings.square().mean(1) + 1e-12).sum()
-            total = total + kappa * torch.sqrt(spread.mean(1) + 1e-12).sum()
+            total = total + torch.sqrt(readings.square().mean() + 1e-12)
+            total = total + kappa * torch.sqrt(spread.mean() + 1e-12)
             total = total + aperture_weight * torch.relu(readings.abs() - APERTURE_MARGIN).square().sum()
         total.backward()
         return float(total.detach()), actions.grad.numpy().copy()
 
-    result = minimize(cost_and_grad, x0, jac=True, method="L-BFGS-B", bounds=[(-1.0, 1.0)] * x0.size,
-                      options={"maxiter": max_iterations})
-    return np.clip(result.x, -1.0, 1.0).reshape(b, horizon, n)
+    result = minimize(cost_and_grad, np.zeros(horizon * n), jac=True, method="L-BFGS-B",
+                      bounds=[(-1.0, 1.0)] * (horizon * n), options={"maxiter": max_iterations})
+    return np.clip(result.x, -1.0, 1.0).reshape(horizon, n)
 
 
 class GPMPC:
@@ -294,10 +299,9 @@ class GPMPC:
 
     Notes
     -----
-    Cost of ``predict``: one L-BFGS-B optimisation of B * horizon * 10 variables (B
-    observations solved together), each cost evaluation ``horizon`` GP posteriors of
-    B points against N training points; ~0.05-0.3 s per call for B <= 50, N <= 100 on one
-    CPU thread (measured in ``docs/model_based.md``).
+    Cost of ``predict``: one L-BFGS-B optimisation of horizon * 10 variables per
+    observation (at most ``max_iterations`` iterations, each ``horizon`` GP posteriors
+    against N training points, with gradients); measured in ``docs/model_based.md``.
     """
 
     def __init__(self, env: gym.Env, seed: int = 0, n_random: int = 5, random_scale: float = 0.5,
