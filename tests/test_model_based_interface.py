@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from maml_rl.baselines.model_based.base import CallbackSchedule, InteractiveMethod, informative_readings
+from maml_rl.baselines.model_based.base import (
+    CallbackSchedule, InteractiveMethod, informative_readings, next_readings_informative)
 from maml_rl.envs.awake import AwakeSteering
 
 ENV_KWARGS = {"beam_loss_penalty": 200.0, "max_time": 100, "noise_sigma": 0.01}
@@ -23,7 +24,7 @@ def response_matrix(env: AwakeSteering, seed: int) -> Any:
 
 def gp_mpc(env: AwakeSteering, seed: int) -> Any:
     from maml_rl.baselines.model_based import GPMPC
-    return GPMPC(env, seed=seed, n_random=4, horizon=2, fit_iterations=10, max_iterations=15, refit_every=4)
+    return GPMPC(env, seed=seed, n_random=4, horizon=2, fit_iterations=10, iterations=20, refit_every=4)
 
 
 def dyna(env: AwakeSteering, seed: int) -> Any:
@@ -70,6 +71,10 @@ def test_callback_schedule() -> None:
 def test_saturated_readings_are_not_informative() -> None:
     obs = np.array([[0.2, -0.99, 1.0, 0.3], [1.0, 1.0, 1.0, 1.0], [0.1, 0.2, 0.3, -1.0]])
     np.testing.assert_array_equal(informative_readings(obs), [[1, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 0]])
+    # after a beam loss, saturated readings plus noise read just inside the aperture
+    after_loss = np.array([0.2, -0.5, -0.9995, -0.9991])
+    np.testing.assert_array_equal(next_readings_informative(after_loss, False, 0.001), [1, 1, 1, 1])
+    np.testing.assert_array_equal(next_readings_informative(after_loss, True, 0.001), [1, 1, 0, 0])
 
 
 def test_importing_the_package_does_not_load_gpytorch() -> None:

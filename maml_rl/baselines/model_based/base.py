@@ -51,15 +51,27 @@ def dynamics_of(env: gym.Env) -> SteeringDynamics:
     return dynamics
 
 
-def informative_readings(obs: np.ndarray) -> np.ndarray:
+# A saturated reading is sign(r) + noise, clipped: with noise it lies just inside +-1.
+SATURATION_SIGMAS = 5.0
+
+
+def informative_readings(obs: np.ndarray, margin: float = 0.0) -> np.ndarray:
     """Which readings carry information about the orbit: (..., n) bool.
 
     At the aperture the environment replaces reading k and every later one by the sign of
-    reading k (beam loss), and noise is clipped to [-1, 1]; such readings say nothing about
-    ``R theta``. Reading i is informative iff ``|obs_k| < 1`` for all k <= i.
+    reading k (beam loss) and then adds the noise, clipped to [-1, 1]; such readings say
+    nothing about ``R theta``. Reading i is informative iff ``|obs_k| < 1 - margin`` for
+    all k <= i. Without beam loss ``margin = 0`` (only clipped readings, exactly +-1, are
+    censored); after a beam loss ``next_readings_informative`` widens it to
+    ``SATURATION_SIGMAS * noise_sigma``, since a saturated reading plus noise can read 0.999.
     """
-    inside = np.abs(np.asarray(obs)) < 1.0
+    inside = np.abs(np.asarray(obs)) < 1.0 - margin
     return np.logical_and.accumulate(inside, axis=-1)
+
+
+def next_readings_informative(next_obs: np.ndarray, beam_lost: bool, noise_sigma: float) -> np.ndarray:
+    """``informative_readings`` of the readings after a step, given whether it lost the beam."""
+    return informative_readings(next_obs, SATURATION_SIGMAS * noise_sigma if beam_lost else 0.0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,14 @@ class Transition:
     @property
     def episode_over(self) -> bool:
         return self.terminated or self.truncated
+
+    @property
+    def beam_lost(self) -> bool:
+        return bool(self.info.get("beam_lost", False))
+
+    def informative(self, noise_sigma: float) -> np.ndarray:
+        """Readings informative both before and after the step (see ``informative_readings``)."""
+        return informative_readings(self.obs) & next_readings_informative(self.next_obs, self.beam_lost, noise_sigma)
 
 
 class RealEnvironment:

@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from maml_rl.baselines.model_based.base import (
-    Callback, CallbackSchedule, RealEnvironment, batch_obs, dynamics_of, informative_readings)
+    Callback, CallbackSchedule, RealEnvironment, Transition, batch_obs, dynamics_of, informative_readings)
 from maml_rl.baselines.model_based.ensemble import BootstrapEnsemble, ModelKind
 from maml_rl.baselines.model_based.model_env import ModelSteeringEnv
 
@@ -94,16 +94,15 @@ class Dyna:
     def _start_states(self) -> np.ndarray:
         return np.asarray(self._starts) if self._starts else np.zeros((0, self.n))
 
-    def _store(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray, reward: float,
-               terminated: bool, truncated: bool) -> None:
-        self.real_buffer.add(obs[None], next_obs[None], action[None], np.array([reward]),
-                             np.array([terminated or truncated]),
-                             [{"TimeLimit.truncated": truncated and not terminated}])
-        if informative_readings(obs).all():
-            self._starts.append(np.asarray(obs, float))
-            if informative_readings(next_obs).all():
-                self._inputs.append(np.concatenate([obs, action]))
-                self._targets.append(next_obs - obs)
+    def _store(self, step: Transition) -> None:
+        self.real_buffer.add(step.obs[None], step.next_obs[None], step.action[None], np.array([step.reward]),
+                             np.array([step.episode_over]),
+                             [{"TimeLimit.truncated": step.truncated and not step.terminated}])
+        if informative_readings(step.obs).all():
+            self._starts.append(step.obs)
+            if step.informative(self.dynamics.noise_sigma).all():
+                self._inputs.append(np.concatenate([step.obs, step.action]))
+                self._targets.append(step.next_obs - step.obs)
                 self._since_fit += 1
 
     def fit_models(self) -> None:
@@ -143,7 +142,7 @@ class Dyna:
                 action = self.agent.predict(obs.astype(np.float32), deterministic=False)[0]
             step = self.real.step(action)
             self.num_timesteps += 1
-            self._store(step.obs, step.action, step.next_obs, step.reward, step.terminated, step.truncated)
+            self._store(step)
             if self._since_fit >= self.model_every:
                 self.fit_models()
             if self.num_timesteps >= self.n_random and self.ensemble.fitted:

@@ -19,8 +19,8 @@ gpytorch's own prediction.
 
 Controller (model predictive control, Kamthe & Deisenroth 2018, "Data-efficient
 reinforcement learning with probabilistic model predictive control", AISTATS). At every
-step, optimise H actions a_1..a_H in [-1, 1]^10 (scipy L-BFGS-B with box bounds, gradients
-by autograd) on
+step, optimise H actions a_1..a_H in [-1, 1]^10 (projected Adam, gradients by autograd;
+see ``plan_actions``) on
 
     J = sum_t [ rms(m_t) + kappa * sqrt(mean_i S_t,i) ] + w * sum_t,i relu(|m_t,i| - 0.95)^2,
 
@@ -44,10 +44,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from scipy.optimize import minimize
 
 from maml_rl.baselines.model_based.base import (
-    Callback, CallbackSchedule, RealEnvironment, batch_obs, dynamics_of, informative_readings)
+    Callback, CallbackSchedule, RealEnvironment, Transition, batch_obs, dynamics_of)
 
 APERTURE_MARGIN = 0.95
 
@@ -238,40 +237,43 @@ class GaussianProcessDynamics:
             return dist.mean.T * self.target_scale, dist.variance.T * self.target_scale ** 2
 
 
+def plan_cost(model: GaussianProcessDynamics, start: torch.Tensor, actions: torch.Tensor, kappa: float = 1.0,
+              aperture_weight: float = 100.0) -> torch.Tensor:
+    """J of the module docstring for B plans: start (B, n) readings, actions (B, H, n); returns (B,)."""
+    readings, spread = start, torch.zeros_like(start)
+    total = torch.zeros(len(start), dtype=torch.float64)
+    for t in range(actions.shape[1]):
+        mean, var = model.posterior(torch.cat([readings, actions[:, t]], dim=1))
+        readings, spread = readings + mean, spread + var
+        total = total + torch.sqrt(readings.square().mean(1) + 1e-12) + kappa * torch.sqrt(spread.mean(1) + 1e-12)
+        total = total + aperture_weight * torch.relu(readings.abs() - APERTURE_MARGIN).square().sum(1)
+    return total
+
+
 def plan_actions(model: GaussianProcessDynamics, obs: np.ndarray, horizon: int = 3, kappa: float = 1.0,
-                 aperture_weight: float = 100.0, max_iterations: int = 60) -> np.ndarray:
-    """Optimise (B, horizon, n) actions in [-1, 1] on the GP for B start readings (see module docstring).
+                 aperture_weight: float = 100.0, iterations: int = 100, lr: float = 0.1,
+                 decay: float = 0.97) -> np.ndarray:
+    """Optimise (B, horizon, n) actions in [-1, 1] on the GP for B start readings.
 
-    One L-BFGS-B problem per start reading, from zero actions, so that a plan does not
-    depend on the other readings of the batch (a joint problem would share the stopping
-    rule and the line search).
+    Projected Adam (Kingma & Ba 2015): from zero actions, ``iterations`` Adam steps on J
+    with step size lr * decay^k, each followed by clamping onto the box [-1, 1]. The batch
+    cost is a sum of independent costs and Adam's update is elementwise, so a plan does not
+    depend on the other readings of the batch, and one call serves many episodes. On
+    measured states the plans cost 1-3 % more than L-BFGS-B's (scipy, per reading) at
+    about a fifth of its time per reading for a batch of 10.
     """
-    starts = np.atleast_2d(np.asarray(obs, dtype=float))
-    return np.stack([_plan_one(model, s, horizon, kappa, aperture_weight, max_iterations) for s in starts])
-
-
-def _plan_one(model: GaussianProcessDynamics, obs: np.ndarray, horizon: int, kappa: float,
-              aperture_weight: float, max_iterations: int) -> np.ndarray:
-    start = torch.as_tensor(obs, dtype=torch.float64).reshape(1, -1)
-    n = start.shape[1]
-
-    def cost_and_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
-        actions = torch.tensor(flat, dtype=torch.float64, requires_grad=True)
-        a = actions.view(horizon, n)
-        readings, spread = start, torch.zeros_like(start)
-        total = torch.zeros((), dtype=torch.float64)
-        for t in range(horizon):
-            mean, var = model.posterior(torch.cat([readings, a[t:t + 1]], dim=1))
-            readings, spread = readings + mean, spread + var
-            total = total + torch.sqrt(readings.square().mean() + 1e-12)
-            total = total + kappa * torch.sqrt(spread.mean() + 1e-12)
-            total = total + aperture_weight * torch.relu(readings.abs() - APERTURE_MARGIN).square().sum()
-        total.backward()
-        return float(total.detach()), actions.grad.numpy().copy()
-
-    result = minimize(cost_and_grad, np.zeros(horizon * n), jac=True, method="L-BFGS-B",
-                      bounds=[(-1.0, 1.0)] * (horizon * n), options={"maxiter": max_iterations})
-    return np.clip(result.x, -1.0, 1.0).reshape(horizon, n)
+    start = torch.as_tensor(np.atleast_2d(np.asarray(obs, dtype=float)), dtype=torch.float64)
+    actions = torch.zeros(start.shape[0], horizon, start.shape[1], dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.Adam([actions], lr=lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, decay)
+    for _ in range(iterations):
+        optimiser.zero_grad()
+        plan_cost(model, start, actions, kappa, aperture_weight).sum().backward()
+        optimiser.step()
+        schedule.step()
+        with torch.no_grad():
+            actions.clamp_(-1.0, 1.0)
+    return actions.detach().numpy().copy()
 
 
 class GPMPC:
@@ -287,7 +289,7 @@ class GPMPC:
         Random actions (U(-random_scale, random_scale)^10) before the first fit.
     random_scale
         Size of the random actions.
-    horizon, kappa, aperture_weight, max_iterations
+    horizon, kappa, aperture_weight, iterations
         Planner settings (``plan_actions``).
     refit_every
         Refit the hyper-parameters after this many new samples (the posterior is updated
@@ -299,13 +301,13 @@ class GPMPC:
 
     Notes
     -----
-    Cost of ``predict``: one L-BFGS-B optimisation of horizon * 10 variables per
-    observation (at most ``max_iterations`` iterations, each ``horizon`` GP posteriors
-    against N training points, with gradients); measured in ``docs/model_based.md``.
+    Cost of ``predict``: ``iterations`` Adam steps on B * horizon * 10 variables, each
+    ``horizon`` GP posteriors of B points against N training points, with gradients;
+    measured in ``docs/model_based.md``.
     """
 
     def __init__(self, env: gym.Env, seed: int = 0, n_random: int = 5, random_scale: float = 0.5,
-                 horizon: int = 3, kappa: float = 1.0, aperture_weight: float = 100.0, max_iterations: int = 60,
+                 horizon: int = 3, kappa: float = 1.0, aperture_weight: float = 100.0, iterations: int = 100,
                  refit_every: int = 5, fit_iterations: int = 100, lr: float = 0.05, max_data: int = 300) -> None:
         if n_random < 1 or horizon < 1 or refit_every < 1 or max_data < 2:
             raise ValueError("n_random, horizon, refit_every must be >= 1 and max_data >= 2")
@@ -314,7 +316,7 @@ class GPMPC:
         self.n = int(env.action_space.shape[0])
         self.n_random, self.random_scale = int(n_random), float(random_scale)
         self.horizon, self.kappa, self.aperture_weight = int(horizon), float(kappa), float(aperture_weight)
-        self.max_iterations = int(max_iterations)
+        self.iterations = int(iterations)
         self.refit_every, self.fit_iterations = int(refit_every), int(fit_iterations)
         self.lr, self.max_data = float(lr), int(max_data)
         self.real = RealEnvironment(env, seed)
@@ -327,12 +329,12 @@ class GPMPC:
         self._since_fit = 0
         self.fitted = False
 
-    def add_transition(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> bool:
+    def add_transition(self, step: Transition) -> bool:
         """Store one transition if no reading of it is saturated; True if stored."""
-        if not (informative_readings(obs).all() and informative_readings(next_obs).all()):
+        if not step.informative(self.dynamics.noise_sigma).all():
             return False
-        self._inputs.append(np.concatenate([obs, action]))
-        self._targets.append(np.asarray(next_obs, float) - np.asarray(obs, float))
+        self._inputs.append(np.concatenate([step.obs, step.action]))
+        self._targets.append(step.next_obs - step.obs)
         del self._inputs[:-self.max_data], self._targets[:-self.max_data]
         self._since_fit += 1
         return True
@@ -357,7 +359,7 @@ class GPMPC:
             else:
                 action = self.predict(obs)[0]
             step = self.real.step(action)
-            if self.add_transition(step.obs, step.action, step.next_obs):
+            if self.add_transition(step):
                 self.update_model()
             self.num_timesteps += 1
             if not schedule(self, self.num_timesteps):
@@ -371,7 +373,7 @@ class GPMPC:
             actions = np.zeros_like(batch)
         else:
             actions = plan_actions(self.model, batch, self.horizon, self.kappa, self.aperture_weight,
-                                   self.max_iterations)[:, 0]
+                                   self.iterations)[:, 0]
         actions = actions.astype(np.float32)
         return (actions[0] if single else actions), None
 

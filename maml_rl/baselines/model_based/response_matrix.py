@@ -39,7 +39,8 @@ import gymnasium as gym
 import numpy as np
 
 from maml_rl.baselines.model_based.base import (
-    Callback, CallbackSchedule, RealEnvironment, batch_obs, dynamics_of, informative_readings)
+    Callback, CallbackSchedule, RealEnvironment, batch_obs, dynamics_of, informative_readings,
+    next_readings_informative)
 from maml_rl.envs.controllers import benchmark_action, limit_action
 from maml_rl.envs.dynamics import READING_SCALE
 
@@ -300,9 +301,9 @@ class ResponseMatrixIdentification:
         """Current estimate of R (None until every row is determined)."""
         return self.rls.gain / self.gain_scale if self.rls.identified else None
 
-    def observe(self, action: np.ndarray, obs: np.ndarray, next_obs: np.ndarray) -> None:
+    def observe(self, action: np.ndarray, obs: np.ndarray, next_obs: np.ndarray, beam_lost: bool = False) -> None:
         """Update the estimate with one transition (applied action, readings before and after)."""
-        valid = informative_readings(obs) & informative_readings(next_obs)
+        valid = informative_readings(obs) & next_readings_informative(next_obs, beam_lost, self.dynamics.noise_sigma)
         self.rls.update(action, np.asarray(next_obs, float) - np.asarray(obs, float), valid)
 
     # ------------------------------------------------------------------ probing
@@ -336,7 +337,7 @@ class ResponseMatrixIdentification:
             step = self.real.step(action)
             self._offset += step.action
             if probe or self.closed_loop_updates:
-                self.observe(step.action, step.obs, step.next_obs)
+                self.observe(step.action, step.obs, step.next_obs, step.beam_lost)
             self.num_timesteps += 1
             if not schedule(self, self.num_timesteps):
                 break
