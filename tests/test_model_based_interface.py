@@ -81,3 +81,15 @@ def test_importing_the_package_does_not_load_gpytorch() -> None:
     code = ("import sys, maml_rl, maml_rl.baselines.model_based as mb, maml_rl.baselines.model_based.gp_mpc; "
             "assert 'gpytorch' not in sys.modules; mb.GPMPC; assert 'gpytorch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_study_confirms_a_pass_on_fresh_states(tmp_path) -> None:  # noqa: ANN001
+    from maml_rl.baselines.model_based import study
+
+    run = study.measure("rmi", 0.0, seed=0, budget=50, every=10, episodes=5)
+    # exact after one probe cycle (10); confirmed at 20 on other states, then stopped
+    assert run.reached_at == 10 and run.interactions == 20 and len(run.curve) == 2
+    assert run.curve[0]["relative_error"] < 1e-5
+    never = study.measure("rmi", 0.0, seed=0, budget=30, every=5, episodes=5)  # 5 probes: no estimate
+    assert never.reached_at == 10 and [p["success"] for p in never.curve][:1] == [0.0]
+    assert "| rmi | {} | 0 | 10; 10, 10 |" in study.table([run, never])
