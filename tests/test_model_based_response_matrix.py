@@ -19,10 +19,10 @@ ENV_KWARGS = {"beam_loss_penalty": 200.0, "max_time": 100}
 
 
 def corrector_probes(p: float, n_probes: int, n: int = 10) -> np.ndarray:
-    """The 'corrector' probing plan: corrector k mod n to +p, the previous one back to 0."""
+    """The first probes of the 'corrector' plan: corrector k to +p, the previous one back to 0."""
     targets = np.zeros((n_probes + 1, n))
     for k in range(n_probes):
-        targets[k + 1, k % n] = p
+        targets[k + 1, k] = p
     return np.diff(targets, axis=0)
 
 
@@ -158,6 +158,20 @@ def test_estimate_error_scales_like_noise_over_probe_size() -> None:
     assert slope_sigma == pytest.approx(1.0, abs=0.1)
     assert slope_p == pytest.approx(-1.0, abs=0.1)
     assert np.sqrt(np.mean(residuals / len(data))) < 0.1  # and nothing but the two power laws
+
+
+def test_repeated_probe_cycles_average_the_noise_away() -> None:
+    """Error ~ 1/sqrt(N): ten times the probes, about a third of the error (a probe cycle of
+    10 instead of 11 left one direction to the first probe of each episode: 0.6 instead)."""
+    ratios = []
+    for seed in range(3):
+        env = AwakeSteering(noise_sigma=0.003, **ENV_KWARGS)
+        method = ResponseMatrixIdentification(env, seed=seed, probe_size=1.0)
+        method.learn(44)
+        early = relative_error(method.response_estimate, env.response)
+        method.learn(396)
+        ratios.append(relative_error(method.response_estimate, env.response) / early)
+    assert 0.2 < np.mean(ratios) < 0.45
 
 
 def test_closed_loop_updates_are_biased_under_noise() -> None:

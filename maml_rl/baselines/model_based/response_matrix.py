@@ -234,10 +234,13 @@ class ResponseMatrixIdentification:
         p in (0, 1]: each probe displaces the correctors by at most p (action units,
         ``action_scale`` rad each) from the episode's initial kicks.
     probe_mode
-        ``"corrector"``: probe k sets corrector k mod 10 to +p and the previous one back
-        (the action is p e_k - p e_(k-1)), so the orbit never moves more than one probe away
-        from the initial state and 10 probes determine R. ``"random"``: offsets p u_k from
-        the initial kicks, u_k ~ U(-1, 1)^10.
+        ``"corrector"``: cycles of 11 probes: probe j < 10 of a cycle sets corrector j to
+        +p and the previous one back (the action is p e_j - p e_(j-1)), probe 10 returns
+        to the initial kicks. The orbit never moves more than one probe away from the
+        initial state, the first 10 probes determine R, and every cycle excites all
+        directions (a cycle of 10 would not: its actions would sum to zero, leaving the
+        response to all correctors together to the first probe of each episode).
+        ``"random"``: offsets p u_k from the initial kicks, u_k ~ U(-1, 1)^10.
     n_probes
         Probing steps, after which ``learn`` steers with the estimate; ``None`` (default):
         ``learn`` probes at every step, the most informative use of an interaction when only
@@ -315,7 +318,9 @@ class ResponseMatrixIdentification:
     def _probe_action(self) -> np.ndarray:
         if self.probe_mode == "corrector":
             target = np.zeros(self.n)
-            target[self.probes_done % self.n] = self.probe_size
+            phase = self.probes_done % (self.n + 1)
+            if phase < self.n:
+                target[phase] = self.probe_size
         else:
             target = self.probe_size * self.rng.uniform(-1.0, 1.0, self.n)
         return target - self._offset
