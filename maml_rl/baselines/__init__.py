@@ -1,4 +1,4 @@
-"""Single-task agents written in this project (next to the stable-baselines3 ones).
+"""Single-task agents and controllers that learn one optics (model-free and model-based).
 
 ``naf``
     Continuous Q-learning with a normalised advantage function (NAF, Gu et al. 2016), the
@@ -6,8 +6,11 @@
     optional double-Q and, as PER-NAF, proportional prioritised replay.
 ``replay``
     Uniform and proportional prioritised (sum-tree) replay buffers (Schaul et al. 2016).
+``model_based``
+    Response-matrix identification (least squares / recursive least squares), GP-MPC and
+    Dyna.
 
-The agents expose SB3's face (``learn``, ``predict``, ``save``, ``load``,
-``num_timesteps``) so the single-task pipeline can treat them like SB3 models; their model
-files hold plain tensors and JSON only and are read without unpickling code.
+The agents expose SB3's face (``learn``, ``predict``, ``num_timesteps``; NAF also ``save``
+and ``load``) so the single-task pipeline can treat them like SB3 models; model files hold
+plain tensors and JSON only and are read without unpickling code.
 """
