@@ -131,7 +131,7 @@ class RealEnvironment:
     def step(self, action: np.ndarray) -> Transition:
         obs = self.obs
         applied = normalise_actions(np.asarray(action, dtype=float).reshape(obs.shape))
-        next_obs, reward, terminated, truncated, info = self.env.step(applied.astype(np.float32))
+        next_obs, reward, terminated, truncated, info = self.env.step(applied)  # float64: no rounding
         self.steps += 1
         transition = Transition(obs=obs, action=applied, next_obs=np.asarray(next_obs, dtype=float),
                                 reward=float(reward), terminated=bool(terminated), truncated=bool(truncated),
