@@ -35,6 +35,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import yaml
 
+# One error type and one id lookup for every family's task files (the CLI reports TaskFileError in one line).
+from maml_rl.envs.tasks import TaskFileError, select_tasks  # noqa: F401  (select_tasks re-exported)
 from maml_rl.families.ares_ea.segment import BEAM_PARAMETERS, MISALIGNED
 from maml_rl.utils.yaml_files import load_yaml
 
@@ -50,10 +52,6 @@ N_MISALIGNMENTS = 2 * len(MISALIGNED)
 SIGNIFICANT_DIGITS = 4  # of the values written to a task file
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_TASK_FILE = REPO_ROOT / "configs" / "ares_ea_evaluation_tasks.yaml"
-
-
-class TaskFileError(ValueError):
-    """An evaluation-task file is missing or malformed."""
 
 
 @dataclass(frozen=True, eq=True)
@@ -249,15 +247,6 @@ def load_evaluation_tasks(path: str | Path | None = None) -> list[AresTask]:
             raise TaskFileError(f"{path}: task #{k}: id {task.id} is not unique")
         tasks.append(task)
     return tasks
-
-
-def select_tasks(tasks: Sequence[AresTask], task_ids: Sequence[int]) -> list[AresTask]:
-    """The tasks with the given ids, in that order; a clear error for an unknown id."""
-    by_id = {t.id: t for t in tasks}
-    missing = [i for i in task_ids if i not in by_id]
-    if missing:
-        raise TaskFileError(f"unknown task id(s) {missing}; available: {sorted(by_id)}")
-    return [by_id[i] for i in task_ids]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
