@@ -48,6 +48,9 @@ class Config:
     init_std: float = _doc("initial policy standard deviation (optional)", default=0.5)
     adv_std_floor: float = _doc("floor of the per-task advantage std used for normalisation (optional, 0 = none)",
                                 default=0.0)
+    hard_task_fraction: float = _doc("fraction of each meta-batch refilled with recently failed tasks "
+                                     "(optional, 0 = uniform tasks only; maml_rl.curriculum)", default=0.0)
+    hard_task_pool: int = _doc("most recently failed tasks kept for revisiting (optional)", default=64)
 
     def to_yaml_dict(self) -> dict[str, Any]:
         return {f.name.replace("_", "-"): getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -106,6 +109,8 @@ def _check_values(config: Config, where: str) -> None:
         ("env-name", config.env_name == ENV_ID, f"must be {ENV_ID} (the only environment)"),
         ("init-std", config.init_std > 0, "must be > 0"),
         ("adv-std-floor", config.adv_std_floor >= 0, "must be >= 0"),
+        ("hard-task-fraction", 0 <= config.hard_task_fraction < 1, "must lie in [0, 1)"),
+        ("hard-task-pool", config.hard_task_pool >= 1, "must be >= 1"),
     ]
     for key, ok, message in checks:
         if not ok:

@@ -35,3 +35,8 @@ def episode_rng(seed: int, batch: int, round_index: int, task: int, episode: int
 def task_rng(seed: int, batch: int) -> np.random.Generator:
     """Generator of the tasks of meta-batch ``batch``."""
     return np.random.default_rng([seed % (1 << 64), batch, 0x7A5C])
+
+
+def revisit_rng(seed: int, batch: int) -> np.random.Generator:
+    """Generator choosing the revisited tasks of meta-batch ``batch`` (``maml_rl.curriculum``)."""
+    return np.random.default_rng([seed % (1 << 64), batch, 0x4A2D])

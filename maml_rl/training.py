@@ -17,13 +17,14 @@ import torch
 from maml_rl.checkpoint import load_training_state, save_policy, set_rng_state
 from maml_rl.config import Config, ConfigError, config_from_dict, load_config
 from maml_rl.console import progress
+from maml_rl.curriculum import HardTaskPool, pool_from_rows, revisit_count
 from maml_rl.envs.awake import AwakeSteering
 from maml_rl.envs.tasks import sample_tasks
 from maml_rl.metalearners import MAMLTRPO, meta_update
 from maml_rl.policies import NormalMLPPolicy
 from maml_rl.runio import MetricsLog, RunFolderError, prepare_new_run, run_folder, write_yaml
 from maml_rl.samplers import Sampler, SamplerSpec, make_sampler
-from maml_rl.seeding import PURPOSE_TRAINING, task_rng
+from maml_rl.seeding import PURPOSE_TRAINING, revisit_rng, task_rng
 from maml_rl.utils.yaml_files import load_yaml
 
 DEFAULT_CONFIG = Path("configs/awake.yaml")
@@ -77,11 +78,16 @@ def make_spec(config: Config, policy: NormalMLPPolicy, seed: int, purpose: int =
                        seed=seed, policy_config=policy.config(), purpose=purpose)
 
 
-def batch_tasks(config: Config, env: AwakeSteering, seed: int, batch: int) -> list:
-    """The tasks of meta-batch ``batch`` (a function of seed and batch only; ``env`` gives the
-    plane and which variables vary)."""
-    return sample_tasks(task_rng(seed, batch), config.meta_batch_size, env.num_random_quads,
-                        first_id=batch * config.meta_batch_size, plane=env.plane)
+def batch_tasks(config: Config, env: AwakeSteering, seed: int, batch: int,
+                pool: HardTaskPool | None = None) -> list:
+    """The tasks of meta-batch ``batch``: fresh draws keyed by (seed, batch) (``env`` gives the
+    plane and which variables vary), then, with ``hard-task-fraction`` > 0, tasks revisited
+    from ``pool`` (``maml_rl.curriculum``). Without revisits the batch is a function of seed
+    and batch only."""
+    revisits = revisit_count(config.hard_task_fraction, config.meta_batch_size, len(pool) if pool else 0)
+    fresh = sample_tasks(task_rng(seed, batch), config.meta_batch_size - revisits, env.num_random_quads,
+                         first_id=batch * config.meta_batch_size, plane=env.plane)
+    return fresh + (pool.draw(revisit_rng(seed, batch), revisits) if revisits else [])
 
 
 def _resolved(config: Config, seed: int, num_batches: int) -> dict[str, Any]:
@@ -152,11 +158,13 @@ def train(options: TrainOptions) -> Path:
     # Cumulative cost of the meta-training, carried across resumes (stored with every policy).
     interactions = sum(int(row["interactions"]) for row in rows)
     wall_offset = float(rows[-1]["wall_time"]) if rows else 0.0
+    pool = pool_from_rows(rows, config.hard_task_pool)  # empty for a new run
     run_start = time.perf_counter()
     bar = progress(num_batches, start, "meta-training", "batch", enabled=options.progress)
     try:
         for batch in range(start, num_batches):
-            row = meta_update(learner, sampler, batch_tasks(config, env, seed, batch), batch)
+            row = meta_update(learner, sampler, batch_tasks(config, env, seed, batch, pool), batch)
+            pool.update(row)
             interactions += int(row["interactions"])
             row["total_interactions"] = interactions
             row["wall_time"] = wall_offset + time.perf_counter() - run_start
