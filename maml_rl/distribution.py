@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from maml_rl.envs.tasks import Task, sample_tasks
-from maml_rl.evaluation import ControllerStats, Evaluation
+from maml_rl.evaluation_results import ControllerStats, Evaluation
 from maml_rl.plotting import new_figure, save_figure
 
 # Meta-training draws the tasks of batch b from default_rng([seed, b, 0x7A5C]) with
@@ -40,6 +40,15 @@ def random_evaluation_tasks(n: int, seed: int, plane: str = "horizontal", num_ra
         raise ValueError(f"need at least one random task, got {n}")
     rng = np.random.default_rng([seed, EVALUATION_STREAM, 0])
     return sample_tasks(rng, n, num_random_quads, first_id=RANDOM_TASK_FIRST_ID, plane=plane)
+
+
+def random_tasks(environment: Any, n: int, seed: int) -> list[Any]:
+    """``n`` tasks of any family's distribution (``FamilyEnvironment.sample_tasks``) for
+    evaluation, from the stream of ``random_evaluation_tasks`` (the same AWAKE tasks)."""
+    if n < 1:
+        raise ValueError(f"need at least one random task, got {n}")
+    rng = np.random.default_rng([seed, EVALUATION_STREAM, 0])
+    return environment.sample_tasks(rng, n, first_id=RANDOM_TASK_FIRST_ID)
 
 
 @dataclass(frozen=True)
