@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary_log.append({"batch": point.batch, "interactions": point.interactions,
                                 **summary_dict(point.evaluations)})
             distribution_figure(point.evaluations, folder / "figures" / f"distribution_batch_{point.batch:04d}.png",
-                                f"{start}, after {point.batch} adaptation batches")
+                                f"{start}, after {point.batch} adaptation batches", style.reference_labels)
             say(f"batch {point.batch:4d}  interactions {point.interactions:7d}\n{format_summary(point.evaluations)}")
             return
         summary = "  ".join(f"task {ev.task.id}: {ev.policy.success_rate:.0%} {ev.length_ratio():.2f}x"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -120,21 +120,25 @@ def _ecdf(ax, values: np.ndarray, **kwargs) -> None:
     ax.step(np.concatenate([[x[0]], x]), np.arange(len(x) + 1) / len(x), where="post", **kwargs)
 
 
-def distribution_figure(evaluations: Sequence[Evaluation], path: Path, title: str) -> Path:
+def distribution_figure(evaluations: Sequence[Evaluation], path: Path, title: str,
+                        reference_labels: Mapping[str, str] | None = None) -> Path:
     """CDFs over tasks of the length ratio to the benchmark and of the success rate.
 
     One curve per controller (policy, nominal-inverse, benchmark, limit); readable for any
-    number of tasks.
+    number of tasks. ``reference_labels`` renames the family's references
+    (``FigureStyle.reference_labels``; ARES-EA: Nelder-Mead in the benchmark slot).
     """
+    labels = {**LABELS, **(reference_labels or {})}
     fig, (ax_ratio, ax_success) = new_figure(1, 2, size=(13, 5))
     names = list(summaries(evaluations))
     for name in names:
         style = dict(color=COLOURS[name], lw=2 if name == "policy" else 1.3,
                      ls="--" if name in ("benchmark", "limit") else "-")
-        _ecdf(ax_ratio, length_ratios(evaluations, name), label=LABELS[name], **style)
-        _ecdf(ax_success, success_rates(evaluations, name), label=LABELS[name], **style)
+        _ecdf(ax_ratio, length_ratios(evaluations, name), label=labels[name], **style)
+        _ecdf(ax_success, success_rates(evaluations, name), label=labels[name], **style)
     ax_ratio.set_xscale("log")
-    ax_ratio.set_xlabel("mean episode length / benchmark's (per task, same initial states)")
+    reference = (reference_labels or {}).get("benchmark", "benchmark")
+    ax_ratio.set_xlabel(f"mean episode length / {reference}'s (per task, same initial states)")
     ax_ratio.set_ylabel("fraction of tasks <= x")
     ax_ratio.axvline(1.0, color="grey", lw=0.8)
     ax_success.set_xlabel("success rate (per task)")
