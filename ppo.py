@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from maml_rl.cli import non_negative_int, positive_int, run_main
-from maml_rl.config import load_config
+from maml_rl.config import load_config, require_family
 from maml_rl.envs.tasks import DEFAULT_TASK_FILE, Task, TaskFileError, load_evaluation_tasks, sample_tasks, select_tasks
 from maml_rl.evaluation import evaluate
 from maml_rl.plotting import enable_show, show_all
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.show:
         enable_show()
     torch.set_num_threads(1)
-    config = load_config(args.config)
+    config = require_family(load_config(args.config), "awake", "ppo.py")
     task = resolve_task(args.task_id, args.tasks_file, args.seed, environment_of(config).plane)
     if args.train:
         check_output_path(args.output_file, args.overwrite)  # before training, not after

@@ -26,7 +26,7 @@ from typing import Sequence
 from maml_rl import load_policy
 from maml_rl.adaptation import policy_controller
 from maml_rl.cli import add_run_arguments, positive_int, run_main
-from maml_rl.config import ConfigError, load_config
+from maml_rl.config import ConfigError, load_config, require_family
 from maml_rl.distribution import distribution_figure, format_summary, random_evaluation_tasks, summary_dict
 from maml_rl.envs.tasks import DEFAULT_TASK_FILE, load_evaluation_tasks, select_tasks
 from maml_rl.evaluation import evaluate
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.show:
         enable_show()
-    config = load_config(args.config)
+    config = require_family(load_config(args.config), "awake", "run_maml.py")
     env = environment_of(config)
     if args.random_tasks is not None and args.task_policies is not None:
         raise ConfigError("--random-tasks needs one policy for every task (--policy), not --task-policies")

@@ -19,8 +19,7 @@ import torch
 
 from maml_rl.checkpoint import save_policy
 from maml_rl.config import Config
-from maml_rl.envs.tasks import Task
-from maml_rl.evaluation import Evaluation, evaluate
+from maml_rl.evaluation_results import Evaluation
 from maml_rl.metalearners.maml_trpo import MAMLTRPO, episode_statistics
 from maml_rl.policies import NormalMLPPolicy
 from maml_rl.runio import MetricsLog
@@ -28,6 +27,8 @@ from maml_rl.samplers import Sampler, make_sampler
 from maml_rl.seeding import PURPOSE_ADAPTATION
 from maml_rl.training import environment_of, make_learner, make_spec
 from maml_rl.utils.torch_utils import fresh_leaves, stack_params, task_slice
+
+Task = Any  # a task of any family (maml_rl.families.base)
 
 
 def policy_controller(policy: NormalMLPPolicy, params: "dict[str, torch.Tensor] | None" = None,
@@ -84,10 +85,10 @@ class EvaluationPoint:
 
 def evaluate_task_policies(policy: NormalMLPPolicy, params: "OrderedDict[str, torch.Tensor]", tasks: Sequence[Task],
                            config: Config, num_episodes: int, seed: int, stochastic: bool = False) -> list[Evaluation]:
-    """Evaluate each task's policy (row k of the stacked ``params``) with both references."""
+    """Evaluate each task's policy (row k of the stacked ``params``) with the family's references."""
     env = environment_of(config)
-    return [evaluate(policy_controller(policy, task_slice(params, k), stochastic, seed), task, num_episodes, seed,
-                     env.dynamics, env.plane) for k, task in enumerate(tasks)]
+    return [env.evaluate(policy_controller(policy, task_slice(params, k), stochastic, seed), task, num_episodes, seed)
+            for k, task in enumerate(tasks)]
 
 
 def adapt(policy: NormalMLPPolicy, config: Config, tasks: Sequence[Task], sampler: Sampler, num_batches: int,

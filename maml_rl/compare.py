@@ -49,9 +49,9 @@ from maml_rl.checkpoint import read_metadata
 from maml_rl.cli import add_run_arguments, non_negative_int, positive_int, run_main
 from maml_rl.compare_report import (METHODS, SUCCESS_CRITERION, Curve, aggregate, comparison_figure,
                                     comparison_table, summary)
-from maml_rl.config import Config, load_config
-from maml_rl.envs.awake import AwakeSteering
+from maml_rl.config import Config, load_config, require_family
 from maml_rl.envs.tasks import DEFAULT_TASK_FILE, Task, load_evaluation_tasks, select_tasks
+from maml_rl.families.awake.environment import AwakeEnvironment
 from maml_rl.evaluation import Controller, Evaluation, evaluate, reference_stats
 from maml_rl.policies import NormalMLPPolicy
 from maml_rl.ppo_baseline import PPOSettings, ppo_controller, train_ppo
@@ -72,7 +72,8 @@ def evaluation_seed(seed: int, index: int, purpose: str) -> int:
     return int(np.random.SeedSequence([seed, index, PURPOSES[purpose], _STATES_KEY]).generate_state(1)[0])
 
 
-def against_benchmark(controller: Controller, task: Task, episodes: int, seed: int, env: AwakeSteering) -> Evaluation:
+def against_benchmark(controller: Controller, task: Task, episodes: int, seed: int,
+                      env: AwakeEnvironment) -> Evaluation:
     """The controller and the benchmark on the same ``episodes`` initial states (drawn with ``seed``)."""
     evaluation = evaluate(controller, task, episodes, seed, env.dynamics, env.plane, references=False)
     evaluation.benchmark = reference_stats("benchmark", task, episodes, seed, env.dynamics, env.plane)
@@ -167,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     start = time.perf_counter()
     torch.set_num_threads(1)
-    config = load_config(args.config)
+    config = require_family(load_config(args.config), "awake", "python -m maml_rl.compare")
     tasks = select_tasks(load_evaluation_tasks(args.tasks_file), args.task_ids)
     load_policy(args.policy)  # a bad file fails here, before any work; each seed loads its own copy
     cost = meta_training_cost(args.policy)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_origin, get_type_hints
 
-from maml_rl.envs import ENV_ID
+from maml_rl.families import DEFAULT_FAMILY, UnknownFamilyError, get_family
+from maml_rl.families.base import FamilyEnvironment, TaskFamily
 from maml_rl.utils.yaml_files import load_yaml
 
 
@@ -26,10 +27,10 @@ def _doc(text: str, **kwargs: Any) -> Any:
 
 @dataclass(frozen=True)
 class Config:
-    """Hyperparameters of MAML-TRPO on the AWAKE tasks (see configs/awake.yaml)."""
+    """Hyperparameters of MAML-TRPO on the tasks of one family (see configs/awake.yaml, configs/ares_ea.yaml)."""
 
-    env_name: str = _doc("gymnasium id of the environment (AwakeSteering-v0)")
-    env_kwargs: dict = _doc("options of the environment (plane, max_time, reward shaping, ...)")
+    env_name: str = _doc("gymnasium id of the family's environment (AwakeSteering-v0, AresEA-v0)")
+    env_kwargs: dict = _doc("options of the environment (AWAKE: plane, max_time, reward shaping, ...)")
     gamma: float = _doc("discount factor")
     gae_lambda: float = _doc("lambda of generalised advantage estimation")
     first_order: bool = _doc("first-order MAML (inner gradients treated as constants)")
@@ -51,6 +52,16 @@ class Config:
     hard_task_fraction: float = _doc("fraction of each meta-batch refilled with recently failed tasks "
                                      "(optional, 0 = uniform tasks only; maml_rl.curriculum)", default=0.0)
     hard_task_pool: int = _doc("most recently failed tasks kept for revisiting (optional)", default=64)
+    family: str = _doc("task family, a folder of maml_rl/families (optional): awake or ares_ea", default=DEFAULT_FAMILY)
+
+    @property
+    def task_family(self) -> TaskFamily:
+        """The family the config names (``maml_rl.families.get_family``)."""
+        return get_family(self.family)
+
+    def environment(self) -> FamilyEnvironment:
+        """The family's environment settings built from ``env-kwargs``."""
+        return self.task_family.environment(self.env_kwargs)
 
     def to_yaml_dict(self) -> dict[str, Any]:
         return {f.name.replace("_", "-"): getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -106,7 +117,6 @@ def _check_values(config: Config, where: str) -> None:
         ("ls-max-steps", config.ls_max_steps >= 1, "must be >= 1"),
         ("ls-backtrack-ratio", 0 < config.ls_backtrack_ratio < 1, "must lie in (0, 1)"),
         ("nonlinearity", config.nonlinearity in ("tanh", "relu", "elu"), "must be tanh, relu or elu"),
-        ("env-name", config.env_name == ENV_ID, f"must be {ENV_ID} (the only environment)"),
         ("init-std", config.init_std > 0, "must be > 0"),
         ("adv-std-floor", config.adv_std_floor >= 0, "must be >= 0"),
         ("hard-task-fraction", 0 <= config.hard_task_fraction < 1, "must lie in [0, 1)"),
@@ -115,10 +125,15 @@ def _check_values(config: Config, where: str) -> None:
     for key, ok, message in checks:
         if not ok:
             raise ConfigError(f"{where}: '{key}' {message}")
-    from maml_rl.envs.awake import AwakeSteering
-
     try:
-        AwakeSteering(**config.env_kwargs)
+        family = get_family(config.family)
+    except UnknownFamilyError as exc:
+        raise ConfigError(f"{where}: 'family': {exc}") from None
+    if config.env_name != family.env_id:
+        raise ConfigError(f"{where}: 'env-name' must be {family.env_id} (the environment of family "
+                          f"'{family.name}'), got {config.env_name!r}")
+    try:
+        family.environment(config.env_kwargs)
     except TypeError as exc:
         raise ConfigError(f"{where}: 'env-kwargs' has an unknown option ({exc})") from None
     except ValueError as exc:
@@ -148,6 +163,13 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config file."""
     path = Path(path)
     return config_from_dict(load_yaml(path, ConfigError, "config file"), str(path))
+
+
+def require_family(config: Config, family: str, tool: str) -> Config:
+    """Refuse (one line) a config of another family for a tool written for ``family`` only."""
+    if config.family != family:
+        raise ConfigError(f"{tool} supports the '{family}' family only; the config names family '{config.family}'")
+    return config
 
 
 def describe() -> str:

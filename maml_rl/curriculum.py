@@ -17,11 +17,19 @@ exactly the tasks an uninterrupted run would have drawn.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from maml_rl.envs.tasks import Task
+# (task id, factors) -> task of the run's family (``TaskFamily.task_from_factors``).
+TaskFactory = Callable[[int, Sequence[float]], Any]
+
+
+def _default_factory() -> TaskFactory:
+    """AWAKE's tasks (the family of every run made before families existed)."""
+    from maml_rl.families import DEFAULT_FAMILY, get_family
+
+    return get_family(DEFAULT_FAMILY).task_from_factors
 
 
 class HardTaskPool:
@@ -31,19 +39,22 @@ class HardTaskPool:
     ----------
     capacity
         Most tasks kept; beyond it the task seen longest ago is dropped.
+    make_task
+        Rebuilds a task from its id and the factors a metrics row stores (default: AWAKE's).
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, make_task: TaskFactory | None = None) -> None:
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
-        self._tasks: OrderedDict[int, Task] = OrderedDict()
+        self.make_task = make_task if make_task is not None else _default_factory()
+        self._tasks: OrderedDict[int, Any] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._tasks)
 
     @property
-    def tasks(self) -> list[Task]:
+    def tasks(self) -> list[Any]:
         """The pool's tasks, the one seen longest ago first."""
         return list(self._tasks.values())
 
@@ -59,11 +70,11 @@ class HardTaskPool:
             task_id = int(task_id)
             self._tasks.pop(task_id, None)
             if min(float(before), float(after)) < 1.0:
-                self._tasks[task_id] = Task(task_id, tuple(factors))
+                self._tasks[task_id] = self.make_task(task_id, tuple(factors))
         while len(self._tasks) > self.capacity:
             self._tasks.popitem(last=False)
 
-    def draw(self, rng: np.random.Generator, n: int) -> list[Task]:
+    def draw(self, rng: np.random.Generator, n: int) -> list[Any]:
         """``min(n, len(self))`` distinct tasks, uniformly from the pool."""
         pool = self.tasks
         n = min(n, len(pool))
@@ -72,9 +83,10 @@ class HardTaskPool:
         return [pool[i] for i in sorted(rng.choice(len(pool), size=n, replace=False))]
 
 
-def pool_from_rows(rows: Sequence[Mapping[str, Any]], capacity: int) -> HardTaskPool:
+def pool_from_rows(rows: Sequence[Mapping[str, Any]], capacity: int,
+                   make_task: TaskFactory | None = None) -> HardTaskPool:
     """The pool after the given metrics rows (in batch order): how a resumed run rebuilds it."""
-    pool = HardTaskPool(capacity)
+    pool = HardTaskPool(capacity, make_task)
     for row in rows:
         pool.update(row)
     return pool

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from maml_rl.envs.tasks import Task, sample_tasks
-from maml_rl.evaluation import ControllerStats, Evaluation
+from maml_rl.evaluation_results import ControllerStats, Evaluation
 from maml_rl.plotting import new_figure, save_figure
 
 # Meta-training draws the tasks of batch b from default_rng([seed, b, 0x7A5C]) with
@@ -40,6 +40,15 @@ def random_evaluation_tasks(n: int, seed: int, plane: str = "horizontal", num_ra
         raise ValueError(f"need at least one random task, got {n}")
     rng = np.random.default_rng([seed, EVALUATION_STREAM, 0])
     return sample_tasks(rng, n, num_random_quads, first_id=RANDOM_TASK_FIRST_ID, plane=plane)
+
+
+def random_tasks(environment: Any, n: int, seed: int) -> list[Any]:
+    """``n`` tasks of any family's distribution (``FamilyEnvironment.sample_tasks``) for
+    evaluation, from the stream of ``random_evaluation_tasks`` (the same AWAKE tasks)."""
+    if n < 1:
+        raise ValueError(f"need at least one random task, got {n}")
+    rng = np.random.default_rng([seed, EVALUATION_STREAM, 0])
+    return environment.sample_tasks(rng, n, first_id=RANDOM_TASK_FIRST_ID)
 
 
 @dataclass(frozen=True)
@@ -111,21 +120,25 @@ def _ecdf(ax, values: np.ndarray, **kwargs) -> None:
     ax.step(np.concatenate([[x[0]], x]), np.arange(len(x) + 1) / len(x), where="post", **kwargs)
 
 
-def distribution_figure(evaluations: Sequence[Evaluation], path: Path, title: str) -> Path:
+def distribution_figure(evaluations: Sequence[Evaluation], path: Path, title: str,
+                        reference_labels: Mapping[str, str] | None = None) -> Path:
     """CDFs over tasks of the length ratio to the benchmark and of the success rate.
 
     One curve per controller (policy, nominal-inverse, benchmark, limit); readable for any
-    number of tasks.
+    number of tasks. ``reference_labels`` renames the family's references
+    (``FigureStyle.reference_labels``; ARES-EA: Nelder-Mead in the benchmark slot).
     """
+    labels = {**LABELS, **(reference_labels or {})}
     fig, (ax_ratio, ax_success) = new_figure(1, 2, size=(13, 5))
     names = list(summaries(evaluations))
     for name in names:
         style = dict(color=COLOURS[name], lw=2 if name == "policy" else 1.3,
                      ls="--" if name in ("benchmark", "limit") else "-")
-        _ecdf(ax_ratio, length_ratios(evaluations, name), label=LABELS[name], **style)
-        _ecdf(ax_success, success_rates(evaluations, name), label=LABELS[name], **style)
+        _ecdf(ax_ratio, length_ratios(evaluations, name), label=labels[name], **style)
+        _ecdf(ax_success, success_rates(evaluations, name), label=labels[name], **style)
     ax_ratio.set_xscale("log")
-    ax_ratio.set_xlabel("mean episode length / benchmark's (per task, same initial states)")
+    reference = (reference_labels or {}).get("benchmark", "benchmark")
+    ax_ratio.set_xlabel(f"mean episode length / {reference}'s (per task, same initial states)")
     ax_ratio.set_ylabel("fraction of tasks <= x")
     ax_ratio.axvline(1.0, color="grey", lw=0.8)
     ax_success.set_xlabel("success rate (per task)")

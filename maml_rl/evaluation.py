@@ -1,4 +1,4 @@
-"""Run a policy, the benchmark and the limit controller on identical initial states.
+"""AWAKE: run a policy, the benchmark and the limit controller on identical initial states.
 
 A controller is any callable mapping a (B, 10) float32 observation batch to (B, 10)
 actions; the helpers here run B episodes of one task at once on the batched environment.
@@ -6,9 +6,7 @@ actions; the helpers here run B episodes of one task at once on the batched envi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable
 
 import numpy as np
 
@@ -16,75 +14,10 @@ from maml_rl.envs.batched import BatchedAwakeSteering
 from maml_rl.envs.controllers import benchmark_action, limit_action
 from maml_rl.envs.dynamics import SteeringDynamics, normalise_actions, sample_initial_kicks
 from maml_rl.envs.tasks import Task
+from maml_rl.evaluation_results import N_RECORDED, Controller, ControllerStats, Evaluation
 
-Controller = Callable[[np.ndarray], np.ndarray]
-N_RECORDED = 5  # episodes whose trajectories are kept for figures
-
-
-@dataclass
-class ControllerStats:
-    """Outcome of n episodes of one controller on one task.
-
-    Attributes
-    ----------
-    lengths, returns, success, final_reward
-        Per episode.
-    trajectories
-        For the first ``N_RECORDED`` episodes: dicts with ``obs`` (T+1, 10),
-        ``kicks`` (T+1, 10) [rad], ``actions`` (T, 10) (normalised), ``rewards`` (T,).
-    """
-
-    lengths: np.ndarray
-    returns: np.ndarray
-    success: np.ndarray
-    final_reward: np.ndarray
-    trajectories: list[dict[str, np.ndarray]] = field(default_factory=list)
-
-    @property
-    def success_rate(self) -> float:
-        return float(np.mean(self.success))
-
-    @property
-    def mean_length(self) -> float:
-        return float(np.mean(self.lengths))
-
-    @property
-    def mean_return(self) -> float:
-        return float(np.mean(self.returns))
-
-    def summary(self) -> dict[str, float]:
-        return {"success_rate": self.success_rate, "mean_length": self.mean_length,
-                "mean_return": self.mean_return}
-
-
-@dataclass
-class Evaluation:
-    """A policy and the references on the same initial states of one task.
-
-    ``nominal`` is the nominal-inverse controller (the benchmark's law with the nominal
-    optics' response matrix: what an operator without a model of today's optics would do).
-    """
-
-    task: Task
-    initial_kicks: np.ndarray
-    policy: ControllerStats | None
-    benchmark: ControllerStats | None
-    limit: ControllerStats | None
-    nominal: ControllerStats | None = None
-
-    def length_ratio(self) -> float:
-        """Mean episode length of the policy relative to the benchmark's."""
-        if self.policy is None or self.benchmark is None:
-            raise ValueError("needs both the policy and the benchmark")
-        return self.policy.mean_length / self.benchmark.mean_length
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"task_id": self.task.id}
-        for name in ("policy", "benchmark", "limit", "nominal"):
-            stats = getattr(self, name)
-            if stats is not None:
-                out.update({f"{name}_{k}": v for k, v in stats.summary().items()})
-        return out
+__all__ = ["N_RECORDED", "Controller", "ControllerStats", "Evaluation", "evaluate", "evaluation_kicks",
+           "reference_stats", "run_controller"]
 
 
 def _key(task: Task) -> int:

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -130,12 +130,15 @@ def _distribution_progress(axes, rows: list[dict[str, Any]], label: str, colour:
         limit_ratios[r["task_id"]] = r["limit_mean_length"] / r["benchmark_mean_length"]
 
 
-def adaptation_progress_figure(folders: Sequence[Path], path: Path, labels: Sequence[str] | None = None) -> Path:
+def adaptation_progress_figure(folders: Sequence[Path], path: Path, labels: Sequence[str] | None = None,
+                               reference_labels: Mapping[str, str] | None = None) -> Path:
     """Success rate and episode length / benchmark per task against interactions (test.py runs).
 
     With more than ``MANY_TASKS`` tasks in a run, its lines show statistics over tasks (per
-    task interactions: median) instead of one line per task.
+    task interactions: median) instead of one line per task. ``reference_labels`` names the
+    family's ``benchmark`` and ``limit`` references (``FigureStyle.reference_labels``).
     """
+    names = {"benchmark": "benchmark", "limit": "limit controller", **(reference_labels or {})}
     fig, axes = new_figure(1, 2, size=(15, 5.5))
     labels = list(labels) if labels else [Path(f).parent.name + "/" + Path(f).name for f in folders]
     styles = ["-o", "--s", ":^", "-.v"]
@@ -153,13 +156,13 @@ def adaptation_progress_figure(folders: Sequence[Path], path: Path, labels: Sequ
                          label=f"{label} task {task_id}")
             axes[1].plot(x, [r["length_ratio_benchmark"] for r in task_rows], style, color=f"C{k}", ms=4)
             limit_ratios[task_id] = task_rows[-1]["limit_mean_length"] / task_rows[-1]["benchmark_mean_length"]
-    axes[1].axhline(1.0, color="k", ls="--", lw=1, label="benchmark")
+    axes[1].axhline(1.0, color="k", ls="--", lw=1, label=names["benchmark"])
     if limit_ratios:
         axes[1].axhline(float(np.mean(list(limit_ratios.values()))), color="k", ls=":", lw=1,
-                        label="limit controller (mean over tasks)")
+                        label=f"{names['limit']} (mean over tasks)")
     axes[0].set_ylabel("success rate (many tasks: fraction of tasks at >= 95 %)")
     axes[0].set_ylim(-0.02, 1.02)
-    axes[1].set_ylabel("mean episode length / benchmark's")
+    axes[1].set_ylabel(f"mean episode length / {names['benchmark']}'s")
     axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("environment interactions during adaptation")

@@ -18,8 +18,7 @@ from maml_rl.checkpoint import load_training_state, save_policy, set_rng_state
 from maml_rl.config import Config, ConfigError, config_from_dict, load_config
 from maml_rl.console import progress
 from maml_rl.curriculum import HardTaskPool, pool_from_rows, revisit_count
-from maml_rl.envs.awake import AwakeSteering
-from maml_rl.envs.tasks import sample_tasks
+from maml_rl.families.base import FamilyEnvironment
 from maml_rl.metalearners import MAMLTRPO, meta_update
 from maml_rl.policies import NormalMLPPolicy
 from maml_rl.runio import MetricsLog, RunFolderError, prepare_new_run, run_folder, write_yaml
@@ -52,16 +51,27 @@ class TrainOptions:
     threads: int = 1
 
 
-def environment_of(config: Config) -> AwakeSteering:
-    """An environment built from the config's env-kwargs (its dynamics, plane, task options)."""
-    return AwakeSteering(**config.env_kwargs)
+def environment_of(config: Config) -> FamilyEnvironment:
+    """The environment settings of the config's family built from its env-kwargs (AWAKE:
+    ``AwakeEnvironment`` with ``dynamics``, ``plane``, ``num_random_quads``)."""
+    return config.environment()
 
 
 def make_policy(config: Config, seed: int) -> NormalMLPPolicy:
-    """A fresh policy; its initialisation depends only on ``seed``."""
+    """A fresh policy sized for the config's family; its initialisation depends only on ``seed``."""
+    env = environment_of(config)
     torch.manual_seed(seed)
-    return NormalMLPPolicy(10, 10, hidden_sizes=config.hidden_sizes, nonlinearity=config.nonlinearity,
-                           init_std=config.init_std)
+    return NormalMLPPolicy(env.obs_dim, env.act_dim, hidden_sizes=config.hidden_sizes,
+                           nonlinearity=config.nonlinearity, init_std=config.init_std)
+
+
+def check_policy_fits(policy: NormalMLPPolicy, config: Config, source: str) -> None:
+    """Refuse a policy whose input/output sizes are not the config's family's (a policy of
+    another family), with one line instead of a shape error deep in the sampler."""
+    env = environment_of(config)
+    if (policy.input_size, policy.output_size) != (env.obs_dim, env.act_dim):
+        raise ConfigError(f"{source} maps {policy.input_size} observations to {policy.output_size} actions, but "
+                          f"family '{config.family}' has {env.obs_dim} and {env.act_dim} (a policy of another family?)")
 
 
 def make_learner(config: Config, policy: NormalMLPPolicy) -> MAMLTRPO:
@@ -73,20 +83,19 @@ def make_learner(config: Config, policy: NormalMLPPolicy) -> MAMLTRPO:
 
 def make_spec(config: Config, policy: NormalMLPPolicy, seed: int, purpose: int = PURPOSE_TRAINING) -> SamplerSpec:
     """Sampler settings; ``purpose`` (training or adaptation) keys the episodes' random streams."""
-    env = environment_of(config)
-    return SamplerSpec(dynamics=env.dynamics, plane=env.plane, episodes_per_task=config.fast_batch_size,
+    return SamplerSpec(environment=environment_of(config), episodes_per_task=config.fast_batch_size,
                        seed=seed, policy_config=policy.config(), purpose=purpose)
 
 
-def batch_tasks(config: Config, env: AwakeSteering, seed: int, batch: int,
+def batch_tasks(config: Config, env: FamilyEnvironment, seed: int, batch: int,
                 pool: HardTaskPool | None = None) -> list:
-    """The tasks of meta-batch ``batch``: fresh draws keyed by (seed, batch) (``env`` gives the
-    plane and which variables vary), then, with ``hard-task-fraction`` > 0, tasks revisited
+    """The tasks of meta-batch ``batch``: fresh draws keyed by (seed, batch) from ``env``'s task
+    distribution, then, with ``hard-task-fraction`` > 0, tasks revisited
     from ``pool`` (``maml_rl.curriculum``). Without revisits the batch is a function of seed
     and batch only."""
     revisits = revisit_count(config.hard_task_fraction, config.meta_batch_size, len(pool) if pool else 0)
-    fresh = sample_tasks(task_rng(seed, batch), config.meta_batch_size - revisits, env.num_random_quads,
-                         first_id=batch * config.meta_batch_size, plane=env.plane)
+    fresh = env.sample_tasks(task_rng(seed, batch), config.meta_batch_size - revisits,
+                             first_id=batch * config.meta_batch_size)
     return fresh + (pool.draw(revisit_rng(seed, batch), revisits) if revisits else [])
 
 
@@ -158,7 +167,7 @@ def train(options: TrainOptions) -> Path:
     # Cumulative cost of the meta-training, carried across resumes (stored with every policy).
     interactions = sum(int(row["interactions"]) for row in rows)
     wall_offset = float(rows[-1]["wall_time"]) if rows else 0.0
-    pool = pool_from_rows(rows, config.hard_task_pool)  # empty for a new run
+    pool = pool_from_rows(rows, config.hard_task_pool, config.task_family.task_from_factors)  # empty for a new run
     run_start = time.perf_counter()
     bar = progress(num_batches, start, "meta-training", "batch", enabled=options.progress)
     try:

@@ -236,6 +236,7 @@ def test_short_meta_training_improves_post_adaptation_return() -> None:
     observed gain is 36-52 % (seed 0: -56.5 -> -32.7), so the margin is robust, not tuned."""
     from maml_rl.envs.dynamics import SteeringDynamics
     from maml_rl.envs.tasks import sample_tasks
+    from maml_rl.families.awake.environment import AwakeEnvironment
     from maml_rl.metalearners import meta_update
     from maml_rl.samplers import SamplerSpec, VectorizedSampler
     from maml_rl.seeding import task_rng
@@ -244,8 +245,8 @@ def test_short_meta_training_improves_post_adaptation_return() -> None:
     policy = NormalMLPPolicy(10, 10, hidden_sizes=(32, 32))
     learner = MAMLTRPO(policy, fast_lr=0.001, num_steps=1, first_order=True, gamma=1.0, gae_lambda=0.99,
                        max_kl=1e-2, cg_iters=20, cg_damping=1e-5, ls_max_steps=20, ls_backtrack_ratio=0.6)
-    sampler = VectorizedSampler(SamplerSpec(SteeringDynamics(max_time=50), "horizontal", 8, 0, policy.config()),
-                                policy)
+    environment = AwakeEnvironment(SteeringDynamics(max_time=50), "horizontal")
+    sampler = VectorizedSampler(SamplerSpec(environment, 8, 0, policy.config()), policy)
     returns = [meta_update(learner, sampler, sample_tasks(task_rng(0, batch), 4), batch)["valid_return"]
                for batch in range(60)]
     first, last = sum(returns[:15]) / 15, sum(returns[-15:]) / 15
@@ -259,14 +260,15 @@ def test_stored_adaptation_and_value_only_surrogate_equal_a_full_re_adaptation(f
     gradient) of a full re-adaptation from the meta-parameters."""
     from maml_rl.envs.dynamics import SteeringDynamics
     from maml_rl.envs.tasks import sample_tasks
+    from maml_rl.families.awake.environment import AwakeEnvironment
     from maml_rl.samplers import SamplerSpec, VectorizedSampler
     from maml_rl.seeding import task_rng
 
     torch.manual_seed(0)
     policy = NormalMLPPolicy(10, 10, hidden_sizes=(16, 16))
     learner = MAMLTRPO(policy, fast_lr=0.01, num_steps=2, first_order=first_order, gamma=1.0, gae_lambda=0.99)
-    sampler = VectorizedSampler(SamplerSpec(SteeringDynamics(max_time=30), "horizontal", 6, 0, policy.config()),
-                                policy)
+    environment = AwakeEnvironment(SteeringDynamics(max_time=30), "horizontal")
+    sampler = VectorizedSampler(SamplerSpec(environment, 6, 0, policy.config()), policy)
     train, valid = learner.sample(sampler, sample_tasks(task_rng(0, 0), 3), 0)
     params = list(policy.parameters())
     stored = learner.surrogate(train, valid)

@@ -11,6 +11,7 @@ import torch
 
 from maml_rl.envs.dynamics import SteeringDynamics
 from maml_rl.envs.tasks import sample_tasks
+from maml_rl.families.awake.environment import AwakeEnvironment
 from maml_rl.metalearners import MAMLTRPO, meta_update
 from maml_rl.policies import NormalMLPPolicy
 from maml_rl.samplers import MultiprocessingSampler, SamplerError, SamplerSpec, VectorizedSampler
@@ -19,7 +20,7 @@ from maml_rl.utils.torch_utils import stack_params
 
 
 def make_spec(policy: NormalMLPPolicy, episodes: int = 4, max_time: int = 30) -> SamplerSpec:
-    return SamplerSpec(SteeringDynamics(max_time=max_time), "horizontal", episodes, seed=5,
+    return SamplerSpec(AwakeEnvironment(SteeringDynamics(max_time=max_time), "horizontal"), episodes, seed=5,
                        policy_config=policy.config())
 
 

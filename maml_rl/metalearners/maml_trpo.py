@@ -40,13 +40,14 @@ import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from maml_rl.baseline import LinearFeatureBaseline
-from maml_rl.envs.tasks import Task
 from maml_rl.episode import EpisodeBatch
 from maml_rl.policies.normal_mlp import NormalMLPPolicy, gaussian_kl, gaussian_log_prob
 from maml_rl.samplers.base import Sampler
 from maml_rl.utils.blocks import DEFAULT_BLOCK_SIZE, StepBlocks, step_blocks
 from maml_rl.utils.optimization import conjugate_gradient
 from maml_rl.utils.torch_utils import flat, fresh_leaves, stack_params
+
+Task = Any  # a task of any family: an integer ``id`` and ``factors`` (maml_rl.families.base)
 
 
 @dataclass(frozen=True)

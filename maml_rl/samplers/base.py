@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import torch
 
-from maml_rl.envs.dynamics import SteeringDynamics
-from maml_rl.envs.tasks import Task
 from maml_rl.episode import EpisodeBatch
+from maml_rl.families.base import FamilyEnvironment
 from maml_rl.seeding import PURPOSE_TRAINING
 
 
@@ -19,10 +18,9 @@ class SamplerSpec:
 
     Attributes
     ----------
-    dynamics
-        Environment parameters.
-    plane
-        "horizontal" or "vertical".
+    environment
+        The task family's environment settings (``maml_rl.families.base.FamilyEnvironment``;
+        picklable, rebuilt in worker processes): sizes, horizon, batched episodes.
     episodes_per_task
         Episodes per task and round (``fast-batch-size``).
     seed
@@ -34,8 +32,7 @@ class SamplerSpec:
         random streams, so test-time adaptation never replays meta-training's episodes.
     """
 
-    dynamics: SteeringDynamics
-    plane: str
+    environment: FamilyEnvironment
     episodes_per_task: int
     seed: int
     policy_config: dict
@@ -45,7 +42,7 @@ class SamplerSpec:
 class Sampler(Protocol):
     """Samples one round of episodes for all tasks of a meta-batch."""
 
-    def sample(self, params: Mapping[str, torch.Tensor], tasks: Sequence[Task], batch: int,
+    def sample(self, params: Mapping[str, torch.Tensor], tasks: Sequence[Any], batch: int,
                round_index: int) -> EpisodeBatch:
         """Episodes [K, T, B] of ``tasks`` with task-stacked ``params`` (K, ...)."""
         ...

@@ -21,7 +21,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from maml_rl.envs.tasks import Task, responses_of
 from maml_rl.episode import EpisodeBatch
 from maml_rl.samplers.base import SamplerSpec
 from maml_rl.samplers.rollout import RolloutKey, rollout
@@ -45,9 +44,9 @@ def _worker(spec: SamplerSpec, conn: Connection) -> None:
         if message is None:
             return
         try:
-            params, responses, positions, key = message
+            params, arrays, positions, key = message
             params = {name: torch.from_numpy(p) for name, p in params.items()}
-            batch = rollout(policy, params, responses, positions, spec.episodes_per_task, spec.dynamics, key)
+            batch = rollout(policy, params, arrays, positions, spec.episodes_per_task, spec.environment, key)
             conn.send(("ok", batch))
         except Exception:  # noqa: BLE001 - reported to the main process
             conn.send(("error", traceback.format_exc()))
@@ -113,19 +112,19 @@ class MultiprocessingSampler:
             if self.timeout is not None and waited >= self.timeout:
                 raise SamplerError(f"sampler worker {index} gave no result within {self.timeout} s")
 
-    def sample(self, params: Mapping[str, torch.Tensor], tasks: Sequence[Task], batch: int,
+    def sample(self, params: Mapping[str, torch.Tensor], tasks: Sequence[Any], batch: int,
                round_index: int) -> EpisodeBatch:
         if self._closed:
             raise SamplerError("sampler is closed")
         arrays = {name: p.detach().numpy() for name, p in params.items()}
-        responses = responses_of(tasks, self.spec.plane)
+        task_data = self.spec.environment.task_arrays(tasks)
         key = RolloutKey(self.spec.seed, batch, round_index, self.spec.purpose)
         chunks = [c for c in np.array_split(np.arange(len(tasks)), self.num_workers) if len(c)]
         try:
             try:
                 for worker, chunk in enumerate(chunks):
                     part = {name: a[chunk[0]:chunk[-1] + 1] for name, a in arrays.items()}
-                    self._conns[worker].send((part, responses[chunk], chunk, key))
+                    self._conns[worker].send((part, tuple(a[chunk] for a in task_data), chunk, key))
                 results = [self._receive(worker) for worker in range(len(chunks))]
             except (BrokenPipeError, ConnectionResetError, OSError) as exc:
                 # A killed worker's pipe can break before the process is reaped: give it a

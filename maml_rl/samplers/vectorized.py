@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from maml_rl.envs.tasks import Task, responses_of
 from maml_rl.episode import EpisodeBatch
 from maml_rl.policies.normal_mlp import NormalMLPPolicy
 from maml_rl.samplers.base import SamplerSpec
@@ -21,10 +20,10 @@ class VectorizedSampler:
         self.spec = spec
         self.policy = policy if policy is not None else NormalMLPPolicy(**spec.policy_config)
 
-    def sample(self, params: Mapping[str, torch.Tensor], tasks: Sequence[Task], batch: int,
+    def sample(self, params: Mapping[str, torch.Tensor], tasks: Sequence[Any], batch: int,
                round_index: int) -> EpisodeBatch:
-        return rollout(self.policy, params, responses_of(tasks, self.spec.plane), np.arange(len(tasks)),
-                       self.spec.episodes_per_task, self.spec.dynamics,
+        return rollout(self.policy, params, self.spec.environment.task_arrays(tasks), np.arange(len(tasks)),
+                       self.spec.episodes_per_task, self.spec.environment,
                        RolloutKey(self.spec.seed, batch, round_index, self.spec.purpose))
 
     def close(self) -> None:

@@ -106,6 +106,21 @@ class AresTask:
         return dict(zip(BEAM_PARAMETERS, self.incoming_beam))
 
     @property
+    def factors(self) -> tuple[float, ...]:
+        """The task's 19 numbers, incoming beam then misalignments (what metrics rows store as
+        ``task_factors``, as for every family; ``from_factors`` inverts it)."""
+        return self.incoming_beam + self.misalignments
+
+    @classmethod
+    def from_factors(cls, task_id: int, factors: Sequence[float]) -> "AresTask":
+        """The task with ``id`` and ``factors`` (``AresTask.factors``)."""
+        values = tuple(float(v) for v in factors)
+        n = len(BEAM_PARAMETERS)
+        if len(values) != n + N_MISALIGNMENTS:
+            raise ValueError(f"an ARES-EA task has {n + N_MISALIGNMENTS} factors, got {len(values)}")
+        return cls(task_id, values[:n], values[n:])
+
+    @property
     def misalignment(self) -> dict[str, tuple[float, float]]:
         """(x, y) [m] per misaligned element."""
         return {name: (self.misalignments[2 * i], self.misalignments[2 * i + 1]) for i, name in enumerate(MISALIGNED)}
