@@ -110,7 +110,17 @@ def build_model(settings: PPOSettings, env: AwakeSteering, seed: int) -> Any:
                      "activation_fn": activation}
     algorithm = {k: v for k, v in asdict(settings).items()
                  if k not in ("net_arch_pi", "net_arch_vf", "activation")}
-    return PPO("MlpPolicy", env, policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **algorithm)
+    model = PPO("MlpPolicy", env, policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **algorithm)
+    model.set_logger(silent_logger())
+    return model
+
+
+def silent_logger() -> Any:
+    """An SB3 logger without outputs. Without one, every ``learn`` at verbose 0 configures a
+    default logger, which leaves an empty ``SB3-<date>`` folder in the temporary directory."""
+    from stable_baselines3.common.logger import Logger
+
+    return Logger(folder=None, output_formats=[])
 
 
 def _callback(total: int, every: int, hook: Hook | None, progress: bool) -> Any:

@@ -208,3 +208,11 @@ def test_train_refuses_to_overwrite_a_model_without_overwrite(tmp_path) -> None:
         "--output-file", str(path), expect=0)
     model, info = load_model(path)
     assert info["steps"] == 64 and info["trained_steps"] == model.n_steps == 2048
+
+
+def test_training_leaves_no_logger_folders_in_the_temporary_directory(config, task, tmp_path, monkeypatch) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where SB3's default logger would go
+    train_ppo(config, task, 64, SEED, progress=False, settings=SMALL)
+    assert not list(tmp_path.glob("SB3-*"))

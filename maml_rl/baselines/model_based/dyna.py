@@ -28,6 +28,7 @@ from maml_rl.baselines.model_based.base import (
     Callback, CallbackSchedule, RealEnvironment, Transition, batch_obs, dynamics_of, informative_readings)
 from maml_rl.baselines.model_based.ensemble import BootstrapEnsemble, ModelKind
 from maml_rl.baselines.model_based.model_env import ModelSteeringEnv
+from maml_rl.ppo_baseline import silent_logger
 
 
 class Dyna:
@@ -84,6 +85,7 @@ class Dyna:
                                   "gamma": 0.95, "learning_starts": 100, "buffer_size": 200_000}
         kwargs.update(sac_kwargs or {})
         self.agent = SAC("MlpPolicy", self.model_env, seed=seed, device="cpu", verbose=0, **kwargs)
+        self.agent.set_logger(silent_logger())  # no SB3-<date> folders in the temporary directory
         self.real_buffer = ReplayBuffer(200_000, env.observation_space, env.action_space, device="cpu",
                                         handle_timeout_termination=True)
         self.num_timesteps = 0
