@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from maml_rl.envs.tasks import Task, sample_tasks
 from maml_rl.evaluation_results import ControllerStats, Evaluation
@@ -28,6 +29,7 @@ from maml_rl.plotting import new_figure, save_figure
 EVALUATION_STREAM = 0xE7A15EED
 RANDOM_TASK_FIRST_ID = 1_000_000  # ids (they key evaluation states) apart from training's
 SUCCESS_GOOD = 0.95
+RATIO_TICKS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0, 20.0, 30.0, 50.0, 100.0)
 CONTROLLERS = ("policy", "nominal", "benchmark", "limit")
 LABELS = {"policy": "policy", "nominal": "nominal-inverse (ignores the task)",
           "benchmark": "benchmark (inverse of the task's R)", "limit": "limit controller"}
@@ -137,6 +139,12 @@ def distribution_figure(evaluations: Sequence[Evaluation], path: Path, title: st
         _ecdf(ax_ratio, length_ratios(evaluations, name), label=labels[name], **style)
         _ecdf(ax_success, success_rates(evaluations, name), label=labels[name], **style)
     ax_ratio.set_xscale("log")
+    # plain numbers at readable ticks: a log axis labels only decades (often just "1" here) or
+    # overlapping minor ticks (3x10^-1 4x10^-1 ...)
+    low, high = ax_ratio.get_xlim()
+    ax_ratio.set_xticks([v for v in RATIO_TICKS if low <= v <= high])
+    ax_ratio.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax_ratio.xaxis.set_minor_formatter(NullFormatter())
     reference = (reference_labels or {}).get("benchmark", "benchmark")
     ax_ratio.set_xlabel(f"mean episode length / {reference}'s (per task, same initial states)")
     ax_ratio.set_ylabel("fraction of tasks <= x")
@@ -144,7 +152,10 @@ def distribution_figure(evaluations: Sequence[Evaluation], path: Path, title: st
     ax_success.set_xlabel("success rate (per task)")
     ax_success.set_ylabel("fraction of tasks <= x")
     ax_success.axvline(SUCCESS_GOOD, color="grey", lw=0.8, ls=":")
-    ax_success.set_xlim(-0.02, 1.02)
+    # zoom to the successes that occur: when every controller is above 90 %, the whole
+    # [0, 1] axis would squeeze the curves onto the right edge
+    lowest = min(float(success_rates(evaluations, name).min()) for name in names)
+    ax_success.set_xlim(min(0.9, lowest) - 0.01, 1.005)
     for ax in (ax_ratio, ax_success):
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3, which="both")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
 from maml_rl.plotting import new_figure, save_figure
 from maml_rl.runio import RunFolderError, read_metrics
@@ -169,6 +170,7 @@ def adaptation_progress_figure(folders: Sequence[Path], path: Path, labels: Sequ
         ax.grid(alpha=0.3, which="both")
         ax.set_xscale("symlog", linthresh=1000)
         ax.set_xlim(left=0)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))  # not 6.489x10^2
     axes[0].legend(fontsize=7, ncol=2)
     axes[1].legend(fontsize=8)
     fig.suptitle("adaptation progress (deterministic actions)")
