@@ -18,6 +18,9 @@ two slots of an ``Evaluation``:
   failed), its return the sum of -O_k / O_0 over those interactions (off-screen readings,
   which end an environment episode but not Nelder-Mead, are left out).
 
+Every ``ControllerStats`` carries ``final_distance``: the objective O [m] at the end of each
+episode (Nelder-Mead: the best on-screen O it measured within its interactions).
+
 Both are cached per (task, episodes, seed, settings): they never change during an adaptation.
 """
 
