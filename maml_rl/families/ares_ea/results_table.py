@@ -32,7 +32,9 @@ def read_evaluations(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str,
     if not path.is_file():
         raise RunFolderError(f"{folder}: no evaluations.jsonl (not a test.py run folder?)")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if not rows or "policy_median_final_distance" not in rows[0]:
+    if not rows:
+        raise RunFolderError(f"{path} holds no evaluations yet (is the run still computing the references?)")
+    if "policy_median_final_distance" not in rows[0]:
         raise RunFolderError(f"{path}: no ARES-EA evaluations with final distances (rerun test.py on this version)")
     first, last = min(r["batch"] for r in rows), max(r["batch"] for r in rows)
     return [r for r in rows if r["batch"] == first], [r for r in rows if r["batch"] == last]
