@@ -47,6 +47,8 @@ class Config:
     ls_max_steps: int = _doc("line-search trials")
     ls_backtrack_ratio: float = _doc("line-search step shrink factor")
     init_std: float = _doc("initial policy standard deviation (optional)", default=0.5)
+    init_mean_scale: float = _doc("factor on the initial weights of the policy's mean layer (optional, 1 = Xavier; "
+                                  "small values start the policy near the zero action)", default=1.0)
     adv_std_floor: float = _doc("floor of the per-task advantage std used for normalisation (optional, 0 = none)",
                                 default=0.0)
     hard_task_fraction: float = _doc("fraction of each meta-batch refilled with recently failed tasks "
@@ -118,6 +120,7 @@ def _check_values(config: Config, where: str) -> None:
         ("ls-backtrack-ratio", 0 < config.ls_backtrack_ratio < 1, "must lie in (0, 1)"),
         ("nonlinearity", config.nonlinearity in ("tanh", "relu", "elu"), "must be tanh, relu or elu"),
         ("init-std", config.init_std > 0, "must be > 0"),
+        ("init-mean-scale", config.init_mean_scale > 0, "must be > 0"),
         ("adv-std-floor", config.adv_std_floor >= 0, "must be >= 0"),
         ("hard-task-fraction", 0 <= config.hard_task_fraction < 1, "must lie in [0, 1)"),
         ("hard-task-pool", config.hard_task_pool >= 1, "must be >= 1"),

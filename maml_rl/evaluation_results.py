@@ -29,6 +29,9 @@ class ControllerStats:
         For the first ``N_RECORDED`` episodes: dicts with ``obs`` (T+1, obs_dim),
         ``kicks`` (T+1, ...) (the controlled settings: AWAKE corrector kicks [rad]),
         ``actions`` (T, act_dim) (as applied), ``rewards`` (T,).
+    final_distance
+        Per episode, the distance to the target at its end where the family defines one
+        (ARES-EA: the objective O [m]); ``None`` otherwise.
     """
 
     lengths: np.ndarray
@@ -36,6 +39,7 @@ class ControllerStats:
     success: np.ndarray
     final_reward: np.ndarray
     trajectories: list[dict[str, np.ndarray]] = field(default_factory=list)
+    final_distance: np.ndarray | None = None
 
     @property
     def success_rate(self) -> float:
@@ -50,8 +54,11 @@ class ControllerStats:
         return float(np.mean(self.returns))
 
     def summary(self) -> dict[str, float]:
-        return {"success_rate": self.success_rate, "mean_length": self.mean_length,
-                "mean_return": self.mean_return}
+        out = {"success_rate": self.success_rate, "mean_length": self.mean_length, "mean_return": self.mean_return}
+        if self.final_distance is not None:
+            # The median: an episode that loses the beam ends with a meaningless, huge distance.
+            out["median_final_distance"] = float(np.median(self.final_distance))
+        return out
 
 
 @dataclass

@@ -61,8 +61,14 @@ def make_policy(config: Config, seed: int) -> NormalMLPPolicy:
     """A fresh policy sized for the config's family; its initialisation depends only on ``seed``."""
     env = environment_of(config)
     torch.manual_seed(seed)
-    return NormalMLPPolicy(env.obs_dim, env.act_dim, hidden_sizes=config.hidden_sizes,
-                           nonlinearity=config.nonlinearity, init_std=config.init_std)
+    policy = NormalMLPPolicy(env.obs_dim, env.act_dim, hidden_sizes=config.hidden_sizes,
+                             nonlinearity=config.nonlinearity, init_std=config.init_std)
+    if config.init_mean_scale != 1.0:
+        # Xavier gives initial mean actions of O(0.5) that differ between observations; where
+        # such a mean action already loses the beam (ARES-EA), start near the zero action instead.
+        with torch.no_grad():
+            policy.mu.weight.mul_(config.init_mean_scale)
+    return policy
 
 
 def check_policy_fits(policy: NormalMLPPolicy, config: Config, source: str) -> None:

@@ -129,7 +129,9 @@ def test_dynamics_options_are_validated() -> None:
     for kwargs, message in [({"action_mode": "absolute"}, "action_mode"), ({"max_time": 0}, "max_time"),
                             ({"success_steps": 0}, "success_steps"), ({"thresholds": (1e-5,) * 3}, "thresholds"),
                             ({"weights": (1, 1, 1, -1)}, "weights"), ({"reward_mode": "bonus"}, "reward_mode"),
-                            ({"off_screen_penalty": -1.0}, "off_screen_penalty")]:
+                            ({"off_screen_penalty": -1.0}, "off_screen_penalty"),
+                            ({"initial_magnet_range": 0.0}, "initial_magnet_range"),
+                            ({"initial_magnet_range": 1.5}, "initial_magnet_range")]:
         with pytest.raises(ValueError, match=message):
             AresDynamics(**kwargs)
 
@@ -199,6 +201,20 @@ def test_reset_draws_admissible_reproducible_states(segment: AresSegment) -> Non
         assert admissible_starts(beam, info["target"][None], env.dynamics.thresholds)[0]
     fixed = AresEA(target=(1e-4, 5e-5, -1e-4, 6e-5))
     assert np.array_equal(fixed.reset(seed=0)[1]["target"], [1e-4, 5e-5, -1e-4, 6e-5])
+
+
+def test_initial_magnet_range_narrows_the_reset_draws(segment: AresSegment) -> None:
+    """r < 1 draws settings within r L and still only admissible starts; r = 1 is the old draw."""
+    task = sample_tasks(np.random.default_rng(3), 1)[0]
+    narrow = AresEA(task=task, initial_magnet_range=0.2)
+    beams, shifts = task_arrays([task])
+    for seed in range(10):
+        _, info = narrow.reset(seed=seed)
+        assert np.all(np.abs(info["magnets"]) <= 0.2 * MAGNET_LIMITS + 1e-12)
+        beam = segment.screen_beam_numpy(info["magnets"][None], beams, shifts)
+        assert admissible_starts(beam, info["target"][None], narrow.dynamics.thresholds)[0]
+    default, whole = AresEA(task=task), AresEA(task=task, initial_magnet_range=1.0)
+    np.testing.assert_array_equal(default.reset(seed=5)[1]["magnets"], whole.reset(seed=5)[1]["magnets"])
 
 
 def test_reset_options_are_validated() -> None:

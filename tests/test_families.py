@@ -12,6 +12,7 @@ import yaml
 from conftest import REPO
 from maml_rl.config import ConfigError, config_from_dict, load_config
 from maml_rl.families import UnknownFamilyError, family_names, get_family
+from maml_rl.runio import RunFolderError
 from test_scripts import one_line_error, run
 
 ARES_CONFIG = REPO / "configs" / "ares_ea.yaml"
@@ -179,8 +180,17 @@ def test_tiny_ares_adaptation_through_test_py(tiny_ares, tmp_path) -> None:
     folder = tmp_path / "ares" / "test"
     rows = [json.loads(line) for line in (folder / "evaluations.jsonl").read_text().splitlines()]
     assert [(r["batch"], r["task_id"]) for r in rows] == [(0, 0), (0, 2), (1, 0), (1, 2)]
-    for key in ("policy_success_rate", "benchmark_mean_length", "limit_mean_length", "length_ratio_limit"):
+    for key in ("policy_success_rate", "benchmark_mean_length", "limit_mean_length", "length_ratio_limit",
+                "policy_median_final_distance", "limit_median_final_distance"):
         assert all(np.isfinite(r[key]) for r in rows), key
+    assert all(r["benchmark_median_final_distance"] > 0 for r in rows)
+    from maml_rl.families.ares_ea.results_table import main as results_table, table
+
+    text = table(folder)
+    assert "after 1 adaptation batches" in text and "| 0 | " in text and "| 2 | " in text and "| all 2 | " in text
+    assert results_table([str(folder)]) == 0
+    with pytest.raises(RunFolderError, match="no evaluations.jsonl"):
+        table(tmp_path)
     for name in ("figures/verification_batch_0000.png", "figures/verification_batch_0001.png",
                  "figures/adaptation_progress.png", "policies/task_0.th", "policies/task_2.th", "metrics.jsonl"):
         assert (folder / name).stat().st_size > 0, name

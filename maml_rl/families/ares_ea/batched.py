@@ -47,7 +47,8 @@ def sample_initial_states(rngs: Sequence[np.random.Generator], beams: np.ndarray
     def track(magnets: np.ndarray, episodes: np.ndarray) -> np.ndarray:
         return segment.screen_beam_numpy(magnets, beams[episodes], misalignments[episodes])
 
-    return targets, sample_initial_magnets(rngs, track, targets, dynamics.thresholds)
+    return targets, sample_initial_magnets(rngs, track, targets, dynamics.thresholds,
+                                           magnet_range=dynamics.initial_magnet_range)
 
 
 class BatchedAresEA:

@@ -138,6 +138,9 @@ class AresDynamics:
         Weights w of the L1 objective (positive).
     reward_mode, step_penalty, off_screen_penalty
         See the module docstring.
+    initial_magnet_range
+        Initial settings are drawn from U(-r L, r L)^5 with this r in (0, 1] (1: the whole
+        range; smaller values start every episode near the magnets-off setting).
     """
 
     action_mode: str = "delta"
@@ -148,6 +151,7 @@ class AresDynamics:
     reward_mode: str = "objective"
     step_penalty: float = 0.0
     off_screen_penalty: float = 0.0
+    initial_magnet_range: float = 1.0
 
     def __post_init__(self) -> None:
         if self.action_mode not in ACTION_MODES:
@@ -168,6 +172,8 @@ class AresDynamics:
             raise ValueError(f"step_penalty must be finite, got {self.step_penalty!r}")
         if not np.isfinite(self.off_screen_penalty) or self.off_screen_penalty < 0:
             raise ValueError(f"off_screen_penalty must be >= 0, got {self.off_screen_penalty!r}")
+        if not 0 < self.initial_magnet_range <= 1:
+            raise ValueError(f"initial_magnet_range must lie in (0, 1], got {self.initial_magnet_range!r}")
 
     @property
     def objective_floor(self) -> float:
@@ -245,8 +251,9 @@ def admissible_starts(beam: np.ndarray, target: np.ndarray, thresholds: Sequence
 
 def sample_initial_magnets(rngs: Sequence[np.random.Generator], track: Callable[[np.ndarray, np.ndarray], np.ndarray],
                            targets: np.ndarray,
-                           thresholds: Sequence[float], max_draws: int = MAX_RESET_DRAWS) -> np.ndarray:
-    """Initial settings m ~ U(-L, L)^5 per episode, redrawn until the start is admissible.
+                           thresholds: Sequence[float], max_draws: int = MAX_RESET_DRAWS,
+                           magnet_range: float = 1.0) -> np.ndarray:
+    """Initial settings m ~ U(-r L, r L)^5 per episode (r = ``magnet_range``), redrawn until the start is admissible.
 
     Each episode draws candidates from its own generator in chunks of 8, 16, 32, ... (at
     most 1024) and takes the first admissible one, so the result depends only on that
@@ -260,6 +267,8 @@ def sample_initial_magnets(rngs: Sequence[np.random.Generator], track: Callable[
         (settings (N, 5), episode index (N,)) -> screen beam (N, 4) of those episodes' tasks.
     targets
         (B, 4) targets.
+    magnet_range
+        Fraction r of the limits the settings are drawn within.
 
     Raises
     ------
@@ -272,7 +281,8 @@ def sample_initial_magnets(rngs: Sequence[np.random.Generator], track: Callable[
     pending = np.arange(n)
     drawn, chunk = 0, RESET_FIRST_CHUNK
     while len(pending) and drawn < max_draws:
-        candidates = np.stack([rngs[i].uniform(-1.0, 1.0, (chunk, N_MAGNETS)) for i in pending]) * MAGNET_LIMITS
+        candidates = np.stack([rngs[i].uniform(-1.0, 1.0, (chunk, N_MAGNETS)) for i in pending]) * (
+            magnet_range * MAGNET_LIMITS)
         beam = np.asarray(track(candidates.reshape(-1, N_MAGNETS), np.repeat(pending, chunk)),
                           dtype=float).reshape(len(pending), chunk, N_BEAM)
         ok = admissible_starts(beam, targets[pending, None, :], thresholds)

@@ -34,7 +34,7 @@ class AresEA(gym.Env):
     target
         Fixed target (mu_x, sigma_x, mu_y, sigma_y) [m]; ``None`` (default) draws one at
         every reset (``dynamics.sample_targets``).
-    thresholds, success_steps, weights, reward_mode, step_penalty, off_screen_penalty
+    thresholds, success_steps, weights, reward_mode, step_penalty, off_screen_penalty, initial_magnet_range
         See ``AresDynamics``.
     task
         Initial task (default ``AresTask.nominal()``).
@@ -50,11 +50,13 @@ class AresEA(gym.Env):
     def __init__(self, action_mode: str = "delta", max_time: int = 50, target: Sequence[float] | None = None,
                  thresholds: Sequence[float] = DEFAULT_THRESHOLDS, success_steps: int = 1,
                  weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0), reward_mode: str = "objective",
-                 step_penalty: float = 0.0, off_screen_penalty: float = 0.0, task: AresTask | None = None) -> None:
+                 step_penalty: float = 0.0, off_screen_penalty: float = 0.0, initial_magnet_range: float = 1.0,
+                 task: AresTask | None = None) -> None:
         super().__init__()
         self.dynamics = AresDynamics(action_mode=action_mode, max_time=max_time, thresholds=tuple(thresholds),
                                      success_steps=success_steps, weights=tuple(weights), reward_mode=reward_mode,
-                                     step_penalty=step_penalty, off_screen_penalty=off_screen_penalty)
+                                     step_penalty=step_penalty, off_screen_penalty=off_screen_penalty,
+                                     initial_magnet_range=initial_magnet_range)
         self.target = None if target is None else validate_target(target)
         self.observation_space = spaces.Box(-1.0, 1.0, (OBS_SIZE,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (N_MAGNETS,), dtype=np.float32)

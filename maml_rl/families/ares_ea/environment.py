@@ -32,11 +32,13 @@ def shared_segment() -> Any:
 def _settings(action_mode: str = "delta", max_time: int = 50, target: Sequence[float] | None = None,
               thresholds: Sequence[float] = DEFAULT_THRESHOLDS, success_steps: int = 1,
               weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0), reward_mode: str = "objective",
-              step_penalty: float = 0.0, off_screen_penalty: float = 0.0) -> "AresEnvironment":
+              step_penalty: float = 0.0, off_screen_penalty: float = 0.0,
+              initial_magnet_range: float = 1.0) -> "AresEnvironment":
     """The options of ``AresEA`` (without ``task``); an unknown option is a ``TypeError``."""
     dynamics = AresDynamics(action_mode=action_mode, max_time=max_time, thresholds=tuple(thresholds),
                             success_steps=success_steps, weights=tuple(weights), reward_mode=reward_mode,
-                            step_penalty=step_penalty, off_screen_penalty=off_screen_penalty)
+                            step_penalty=step_penalty, off_screen_penalty=off_screen_penalty,
+                            initial_magnet_range=initial_magnet_range)
     fixed = None if target is None else tuple(float(v) for v in validate_target(target))
     return AresEnvironment(dynamics, fixed)
 

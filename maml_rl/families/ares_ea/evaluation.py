@@ -18,6 +18,9 @@ two slots of an ``Evaluation``:
   failed), its return the sum of -O_k / O_0 over those interactions (off-screen readings,
   which end an environment episode but not Nelder-Mead, are left out).
 
+Every ``ControllerStats`` carries ``final_distance``: the objective O [m] at the end of each
+episode (Nelder-Mead: the best on-screen O it measured within its interactions).
+
 Both are cached per (task, episodes, seed, settings): they never change during an adaptation.
 """
 
@@ -84,7 +87,7 @@ def _run(act: Actor, task: AresTask, targets: np.ndarray, magnets: np.ndarray, e
         trajectories.append({"obs": stacked["obs"][e, : t + 1], "kicks": stacked["kicks"][e, : t + 1],
                              "actions": stacked["actions"][e, :t], "rewards": stacked["rewards"][e, :t]})
     return ControllerStats(lengths=env.steps.copy(), returns=returns, success=success, final_reward=final_reward,
-                           trajectories=trajectories)
+                           trajectories=trajectories, final_distance=env.objective.copy())
 
 
 def run_controller(controller: Controller, task: AresTask, targets: np.ndarray, magnets: np.ndarray,
@@ -129,6 +132,7 @@ def nelder_mead_stats(task: AresTask, n_episodes: int, seed: int, environment: A
     scale = dynamics.initial_objective(start, targets)
     lengths, returns = np.zeros(n_episodes, dtype=int), np.zeros(n_episodes)
     success, final = np.zeros(n_episodes, dtype=bool), np.zeros(n_episodes)
+    best = np.zeros(n_episodes)
     for e in range(n_episodes):
         result = nelder_mead(segment, task, targets[e], magnets[e], dynamics, max_interactions=budget)
         success[e] = result.success_interaction is not None
@@ -137,7 +141,9 @@ def nelder_mead_stats(task: AresTask, n_episodes: int, seed: int, environment: A
         returns[e] = -float(np.nansum(values))
         finite = values[np.isfinite(values)]
         final[e] = -float(finite[-1]) if len(finite) else np.nan
-    return ControllerStats(lengths=lengths, returns=returns, success=success, final_reward=final)
+        # What an operator would keep: the best on-screen setting within the interactions used.
+        best[e] = float(np.min(finite)) * scale[e] if len(finite) else np.inf
+    return ControllerStats(lengths=lengths, returns=returns, success=success, final_reward=final, final_distance=best)
 
 
 def evaluate(controller: Controller | None, task: AresTask, n_episodes: int, seed: int,
