@@ -15,6 +15,7 @@ here, so there is one code path whatever the algorithm:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -106,7 +107,13 @@ def save_agent(algo: str, model: Any, settings: Any, path: Path, info: dict[str,
 
 
 def _rebuild(algo: str, settings: Any) -> Any:
-    """An untrained model of ``algo`` with ``settings`` on AWAKE's spaces."""
+    """An untrained model of ``algo`` with ``settings`` on AWAKE's spaces.
+
+    The replay buffer is not saved, so the rebuilt model gets a one-transition buffer: a
+    file cannot make loading allocate ``buffer_size`` transitions (the ``info`` returned
+    by :func:`load_agent` keeps the saved value).
+    """
+    settings = replace(settings, buffer_size=1)
     if algo in OFF_POLICY_ALGOS:
         return build_model(algo, settings, AwakeSteering(), seed=0)
     return NAF(AwakeSteering(), settings, seed=0, prioritized=algo == "per-naf")

@@ -139,6 +139,9 @@ def test_crafted_files_are_refused_without_running_code(tmp_path, config, task) 
                       "gamma"),
         "shape mismatch": (_archive(tmp_path / "s.zip", "td3", good_settings, _torch_bytes(shrunk)), "do not fit"),
     }
+    # a huge replay buffer in the settings is not allocated on loading (nothing is replayed)
+    huge = _archive(tmp_path / "h.zip", "td3", {**good_settings, "buffer_size": 10**12}, _torch_bytes(state))
+    np.testing.assert_array_equal(actions(load_agent("td3", huge)[0]), actions(model))
     for label, (path, fragment) in cases.items():
         with pytest.raises(ModelFileError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
             load_agent("td3", path)
