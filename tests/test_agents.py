@@ -71,7 +71,7 @@ def test_train_save_load_gives_the_same_actions(tmp_path, config, task, algo) ->
     assert not np.array_equal(actions(untrained), actions(model))
 
 
-@pytest.mark.parametrize("algo", ["td3", "naf"])
+@pytest.mark.parametrize("algo", ["td3", "sac", "ddpg", "naf"])
 def test_same_seed_same_actions(config, task, algo) -> None:
     first, second = (train_agent(algo, small(algo), config, task, STEPS, SEED, progress=False) for _ in range(2))
     np.testing.assert_array_equal(actions(first), actions(second))
