@@ -63,7 +63,7 @@ def _from_text(hint: Any, text: str) -> Any:
         return text
     if typing.get_origin(inner) is tuple:  # layer widths: "64,64" or "[64, 64]"
         parts = [p for p in text.strip().strip("[]()").split(",") if p.strip()]
-        if not parts:
+        if not parts or not all(p.strip().lstrip("+-").isdigit() for p in parts):
             raise ValueError("must be comma-separated integers, e.g. 64,64")
         return tuple(int(p) for p in parts)
     raise ValueError(f"cannot parse a value of type {hint}")
@@ -113,7 +113,9 @@ def apply_overrides(settings: S, items: Sequence[str], algo: str) -> S:
         try:
             changes[key] = _from_text(hints[key], text)
         except ValueError as exc:
-            reason = str(exc) if "must" in str(exc) else f"must be a {getattr(hints[key], '__name__', hints[key])}"
+            # our own messages say what is expected; int()/float()'s do not
+            expected = getattr(hints[key], "__name__", hints[key])
+            reason = str(exc) if "must" in str(exc) else f"must be of type {expected}"
             raise SettingsError(f"--set {key}={text}: {reason}") from None
     try:
         return replace(settings, **changes)
