@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from maml_rl.agent_settings import SettingsError
 from maml_rl.checkpoint import PolicyLoadError
 from maml_rl.config import ConfigError
 from maml_rl.envs.lattice import LatticeError
@@ -15,7 +16,7 @@ from maml_rl.ppo_baseline import ModelFileError
 from maml_rl.runio import RunFolderError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, TaskFileError, PolicyLoadError, RunFolderError,
-                                                LatticeError, ModelFileError)
+                                                LatticeError, ModelFileError, SettingsError)
 
 
 def positive_int(text: str) -> int:

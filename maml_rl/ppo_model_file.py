@@ -1,7 +1,7 @@
 """PPO model files that load without unpickling.
 
 SB3's ``PPO.load`` unpickles parts of its zip, so a crafted file runs code. This project's
-PPO file is a zip archive with two members:
+PPO file is the ``ppo`` case of ``maml_rl.model_archive``: a zip archive with two members,
 
 * ``settings.json``: ``format``, the ``PPOSettings`` (architecture and hyper-parameters),
   and what the model was trained on (task, steps, seed, env-kwargs);
@@ -15,72 +15,38 @@ written next to the model (``<name>.json``) for reading without opening the arch
 
 from __future__ import annotations
 
-import io
-import json
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from maml_rl.envs.awake import AwakeSteering
+from maml_rl.model_archive import SETTINGS_MEMBER, SUFFIX, WEIGHTS_MEMBER, file_format, first_line, read_archive
+from maml_rl.model_archive import check_output_path as _check_output_path
+from maml_rl.model_archive import settings_json as _settings_json
+from maml_rl.model_archive import archive_bytes, write_archive
 from maml_rl.ppo_baseline import ModelFileError, PPOSettings, build_model
-from maml_rl.runio import atomic_write_bytes, atomic_write_text
 
-PPO_FORMAT = "maml-rl-awake/ppo-v1"
-SETTINGS_MEMBER, WEIGHTS_MEMBER = "settings.json", "policy.pt"
-SUFFIX = ".zip"
+PPO_FORMAT = file_format("ppo")
+__all__ = ["PPO_FORMAT", "SETTINGS_MEMBER", "WEIGHTS_MEMBER", "SUFFIX", "check_output_path", "load_model",
+           "model_bytes", "save_model", "settings_json"]
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:
     """Refuse before training: wrong suffix, a folder, or an existing model without ``overwrite``."""
-    if path.suffix != SUFFIX:
-        raise ModelFileError(f"--output-file must end in {SUFFIX}, got {path}")
-    if path.is_dir():
-        raise ModelFileError(f"--output-file {path} is a folder")
-    if path.exists() and not overwrite:
-        raise ModelFileError(f"PPO model {path} already exists; pass --overwrite to replace it")
+    _check_output_path(path, overwrite, "PPO")
 
 
 def model_bytes(model: Any, settings: PPOSettings, info: dict[str, Any]) -> bytes:
     """The archive of ``model`` (settings + ``info`` as JSON, policy weights as tensors)."""
-    weights = io.BytesIO()
-    torch.save({k: v.detach().cpu().clone() for k, v in model.policy.state_dict().items()}, weights)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(SETTINGS_MEMBER, settings_json(settings, info))
-        archive.writestr(WEIGHTS_MEMBER, weights.getvalue())
-    return buffer.getvalue()
+    return archive_bytes("ppo", settings.as_dict(), model.policy.state_dict(), info)
 
 
 def settings_json(settings: PPOSettings, info: dict[str, Any]) -> str:
-    return json.dumps({"format": PPO_FORMAT, "ppo": settings.as_dict(), **info}, indent=1)
+    return _settings_json("ppo", settings.as_dict(), info)
 
 
 def save_model(model: Any, settings: PPOSettings, path: Path, info: dict[str, Any]) -> None:
     """Write the model archive atomically (temporary file + rename), then its JSON copy."""
-    try:
-        atomic_write_bytes(path, model_bytes(model, settings, info))
-        atomic_write_text(path.with_suffix(".json"), settings_json(settings, info))
-    except OSError as exc:
-        raise ModelFileError(f"cannot write PPO model {path}: {exc.strerror or exc}") from None
-
-
-def _members(path: Path) -> tuple[bytes, bytes]:
-    """Raw ``settings.json`` and ``policy.pt`` of an archive; nothing is deserialised here."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if {"data", "policy.pth"} <= names:
-                raise ModelFileError(f"{path} is a stable-baselines3 archive (model.save); it is refused because "
-                                     f"loading it would unpickle its contents; train one with python ppo.py --train")
-            if not {SETTINGS_MEMBER, WEIGHTS_MEMBER} <= names:
-                raise ModelFileError(f"{path} is not a PPO model of this project (no {SETTINGS_MEMBER} "
-                                     f"and {WEIGHTS_MEMBER})")
-            return archive.read(SETTINGS_MEMBER), archive.read(WEIGHTS_MEMBER)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
-        raise ModelFileError(f"{path} is not a PPO model of this project ({exc.__class__.__name__})") from None
+    write_archive(path, "ppo", settings.as_dict(), model.policy.state_dict(), info, "PPO")
 
 
 def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
@@ -98,31 +64,14 @@ def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
         plain tensors (refused by ``weights_only``), or weights that do not fit the settings.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"PPO model file not found: {path} (train one with python ppo.py --train)")
-    settings_raw, weights_raw = _members(path)
+    raw, state, info = read_archive(path, "ppo", "PPO")
     try:
-        info = json.loads(settings_raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelFileError(f"{path}: {SETTINGS_MEMBER} is not valid JSON") from None
-    if not isinstance(info, dict) or info.get("format") != PPO_FORMAT:
-        raise ModelFileError(f"{path} is not a PPO model of this project (format {PPO_FORMAT})")
-    try:
-        settings = PPOSettings.from_dict(info.get("ppo"))
+        settings = PPOSettings.from_dict(raw)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: bad PPO settings: {exc}") from None
-    try:
-        state = torch.load(io.BytesIO(weights_raw), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError,
-            zipfile.BadZipFile, OSError) as exc:
-        raise ModelFileError(f"{path}: {WEIGHTS_MEMBER} refused, not plain tensors or corrupt "
-                             f"({exc.__class__.__name__})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelFileError(f"{path}: {WEIGHTS_MEMBER} is not a state dict of tensors")
     model = build_model(settings, AwakeSteering(), seed=0)
     try:
         model.policy.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ModelFileError(f"{path}: weights do not fit the settings: {first_line}") from None
+        raise ModelFileError(f"{path}: weights do not fit the settings: {first_line(exc)}") from None
     return model, info
