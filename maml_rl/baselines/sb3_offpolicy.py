@@ -26,6 +26,7 @@ import numpy as np
 from maml_rl.config import Config
 from maml_rl.envs.awake import AwakeSteering
 from maml_rl.envs.tasks import Task
+from maml_rl.ppo_baseline import silent_logger
 
 OFF_POLICY_ALGOS = ("td3", "sac", "ddpg")
 ACTIVATIONS = ("relu", "tanh")
@@ -189,7 +190,9 @@ def build_model(algo: str, settings: OffPolicySettings, env: AwakeSteering, seed
     activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[settings.activation]
     policy_kwargs = {"net_arch": {"pi": list(settings.net_arch_pi), "qf": list(settings.net_arch_qf)},
                      "activation_fn": activation}
-    return cls("MlpPolicy", env, policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **kwargs)
+    model = cls("MlpPolicy", env, policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **kwargs)
+    model.set_logger(silent_logger())  # no SB3-<date> folders in the temporary directory
+    return model
 
 
 def _progress_callback(total: int, label: str, enabled: bool) -> Any:
