@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -75,15 +75,21 @@ def _cell(values: Sequence[float], kind: str) -> str:
     return f"{median:.2f} ({low:.2f}-{high:.2f})"
 
 
+def _table(first: str, statistics: Sequence[tuple[str, str, str]],
+           rows: Sequence[tuple[Any, Sequence[Mapping[str, float]]]]) -> str:
+    """Markdown table: one row per (label, one mapping of statistics per result)."""
+    lines = [f"| {first} | " + " | ".join(label for _, label, _ in statistics) + " |",
+             "|---" * (len(statistics) + 1) + "|"]
+    for label, per_result in rows:
+        cells = [_cell([values[key] for values in per_result], kind) for key, _, kind in statistics]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def summary_table(results: Sequence[dict[str, Any]]) -> str:
     """Markdown table, one row per controller, cells median (min-max) over the results."""
     controllers = [c for c in results[0]["summary"] if all(c in r["summary"] for r in results)]
-    lines = ["| controller | " + " | ".join(label for _, label, _ in STATISTICS) + " |",
-             "|---" * (len(STATISTICS) + 1) + "|"]
-    for name in controllers:
-        cells = [_cell([r["summary"][name][key] for r in results], kind) for key, _, kind in STATISTICS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _table("controller", STATISTICS, [(c, [r["summary"][c] for r in results]) for c in controllers])
 
 
 def task_table(results: Sequence[dict[str, Any]]) -> str:
@@ -91,12 +97,7 @@ def task_table(results: Sequence[dict[str, Any]]) -> str:
     ids = sorted(results[0]["tasks"])
     if any(sorted(r["tasks"]) != ids for r in results):
         raise SpreadError("the files evaluate different tasks")
-    lines = ["| task | " + " | ".join(label for _, label, _ in TASK_STATISTICS) + " |",
-             "|---" * (len(TASK_STATISTICS) + 1) + "|"]
-    for task_id in ids:
-        cells = [_cell([r["tasks"][task_id][key] for r in results], kind) for key, _, kind in TASK_STATISTICS]
-        lines.append(f"| {task_id} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _table("task", TASK_STATISTICS, [(t, [r["tasks"][t] for r in results]) for t in ids])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,3 +21,22 @@ def madx_reference() -> dict:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="module")
+def evaluation_config():
+    """configs/awake_evaluation.yaml, with one torch thread (single-task agent tests)."""
+    import torch
+
+    from maml_rl.config import load_config
+
+    torch.set_num_threads(1)
+    return load_config(REPO / "configs" / "awake_evaluation.yaml")
+
+
+@pytest.fixture(scope="module")
+def evaluation_task():
+    """Evaluation task 1 (a non-nominal optics)."""
+    from maml_rl.envs.tasks import load_evaluation_tasks
+
+    return load_evaluation_tasks()[1]

@@ -19,8 +19,6 @@ from conftest import REPO
 from maml_rl.agent_settings import SettingsError, apply_overrides, settings_from_dict, settings_to_dict
 from maml_rl.agents import ALGOS, agent_controller, default_model_path, default_settings, load_agent, save_agent, \
     train_agent
-from maml_rl.config import load_config
-from maml_rl.envs.tasks import load_evaluation_tasks
 from maml_rl.model_archive import SETTINGS_MEMBER, WEIGHTS_MEMBER, settings_json
 from maml_rl.ppo_baseline import ModelFileError
 from test_ppo import _Payload, one_error_line, run
@@ -39,14 +37,13 @@ def small(algo: str):
 
 
 @pytest.fixture(scope="module")
-def config():
-    torch.set_num_threads(1)
-    return load_config(REPO / "configs" / "awake_evaluation.yaml")
+def config(evaluation_config):
+    return evaluation_config
 
 
 @pytest.fixture(scope="module")
-def task():
-    return load_evaluation_tasks()[1]
+def task(evaluation_task):
+    return evaluation_task
 
 
 def actions(model) -> np.ndarray:

@@ -17,8 +17,6 @@ import pytest
 import torch
 
 from conftest import REPO
-from maml_rl.config import load_config
-from maml_rl.envs.tasks import load_evaluation_tasks
 from maml_rl.ppo_baseline import ModelFileError, PPOSettings, train_ppo
 from maml_rl.ppo_model_file import SETTINGS_MEMBER, WEIGHTS_MEMBER, load_model, save_model, settings_json
 
@@ -27,14 +25,13 @@ SEED = 3
 
 
 @pytest.fixture(scope="module")
-def config():
-    torch.set_num_threads(1)
-    return load_config(REPO / "configs" / "awake_evaluation.yaml")
+def config(evaluation_config):
+    return evaluation_config
 
 
 @pytest.fixture(scope="module")
-def task():
-    return load_evaluation_tasks()[1]
+def task(evaluation_task):
+    return evaluation_task
 
 
 @pytest.fixture(scope="module")

@@ -48,13 +48,14 @@ def table(folder: Path) -> str:
     """The markdown table of one run folder (see the module docstring)."""
     before, after = read_evaluations(folder)
     batch, interactions = after[0]["batch"], sum(r["interactions"] for r in after)
-    header = ["task"] + [f"{label}: {what}" for _, label in CONTROLLERS for what in ("success", "steps", "final O [um]")]
+    header = ["task"] + [f"{label}: {what}" for _, label in CONTROLLERS
+                         for what in ("success", "steps", "final O [um]")]
     lines = [f"after {batch} adaptation batches ({interactions} interactions over {len(after)} tasks)", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     values = []
     for start, end in zip(before, after):
         row = []
-        for (name, label), source in zip(CONTROLLERS, (start, end, end, end)):
+        for (name, _), source in zip(CONTROLLERS, (start, end, end, end)):
             row += _cells(source, name)
         values.append(row)
         lines.append(_format(str(start["task_id"]), row))
