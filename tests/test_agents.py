@@ -36,43 +36,34 @@ def small(algo: str):
     return replace(settings, learning_starts=50, batch_size=32)
 
 
-@pytest.fixture(scope="module")
-def config(evaluation_config):
-    return evaluation_config
-
-
-@pytest.fixture(scope="module")
-def task(evaluation_task):
-    return evaluation_task
-
-
 def actions(model) -> np.ndarray:
     return agent_controller(model)(OBS)
 
 
 @pytest.mark.parametrize("algo", ALGOS)
-def test_train_save_load_gives_the_same_actions(tmp_path, config, task, algo) -> None:
+def test_train_save_load_gives_the_same_actions(tmp_path, evaluation_config, evaluation_task, algo) -> None:
     settings = small(algo)
-    model = train_agent(algo, settings, config, task, STEPS, SEED, progress=False)
+    model = train_agent(algo, settings, evaluation_config, evaluation_task, STEPS, SEED, progress=False)
     assert model.num_timesteps >= STEPS
     path = tmp_path / f"{algo}.zip"
-    save_agent(algo, model, settings, path, {"task": task.as_dict(), "steps": STEPS, "seed": SEED})
+    save_agent(algo, model, settings, path, {"task": evaluation_task.as_dict(), "steps": STEPS, "seed": SEED})
     loaded, info = load_agent(algo, path)
     np.testing.assert_array_equal(actions(loaded), actions(model))
-    assert info["task"]["id"] == task.id and info["format"] == f"maml-rl-awake/{algo}-v1"
+    assert info["task"]["id"] == evaluation_task.id and info["format"] == f"maml-rl-awake/{algo}-v1"
     assert sorted(zipfile.ZipFile(path).namelist()) == sorted([SETTINGS_MEMBER, WEIGHTS_MEMBER])
     if algo != "ppo":
         assert settings_from_dict(type(settings), info[algo]) == settings
     # the training moved the policy away from its initialisation (the test is not vacuous)
-    untrained = train_agent(algo, settings, config, task, 1, SEED, progress=False)
+    untrained = train_agent(algo, settings, evaluation_config, evaluation_task, 1, SEED, progress=False)
     assert not np.array_equal(actions(untrained), actions(model))
 
 
 @pytest.mark.parametrize("algo", ["td3", "sac", "ddpg", "naf"])
-def test_same_seed_same_actions(config, task, algo) -> None:
-    first, second = (train_agent(algo, small(algo), config, task, STEPS, SEED, progress=False) for _ in range(2))
+def test_same_seed_same_actions(evaluation_config, evaluation_task, algo) -> None:
+    first, second = (train_agent(algo, small(algo), evaluation_config, evaluation_task, STEPS, SEED, progress=False)
+                     for _ in range(2))
     np.testing.assert_array_equal(actions(first), actions(second))
-    other = train_agent(algo, small(algo), config, task, STEPS, SEED + 1, progress=False)
+    other = train_agent(algo, small(algo), evaluation_config, evaluation_task, STEPS, SEED + 1, progress=False)
     assert not np.array_equal(actions(first), actions(other))
 
 
@@ -115,10 +106,10 @@ def _torch_bytes(obj: object) -> bytes:
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-def test_crafted_files_are_refused_without_running_code(tmp_path, config, task) -> None:
+def test_crafted_files_are_refused_without_running_code(tmp_path, evaluation_config, evaluation_task) -> None:
     marker = tmp_path / "marker"
     settings = small("td3")
-    model = train_agent("td3", settings, config, task, 60, SEED, progress=False)
+    model = train_agent("td3", settings, evaluation_config, evaluation_task, 60, SEED, progress=False)
     good = tmp_path / "good.zip"
     save_agent("td3", model, settings, good, {})
     state = model.policy.state_dict()

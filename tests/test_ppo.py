@@ -25,18 +25,8 @@ SEED = 3
 
 
 @pytest.fixture(scope="module")
-def config(evaluation_config):
-    return evaluation_config
-
-
-@pytest.fixture(scope="module")
-def task(evaluation_task):
-    return evaluation_task
-
-
-@pytest.fixture(scope="module")
-def small_model(config, task):
-    return train_ppo(config, task, 128, SEED, progress=False, settings=SMALL)
+def small_model(evaluation_config, evaluation_task):
+    return train_ppo(evaluation_config, evaluation_task, 128, SEED, progress=False, settings=SMALL)
 
 
 def parameters(model) -> dict[str, torch.Tensor]:
@@ -58,27 +48,28 @@ def one_error_line(result: subprocess.CompletedProcess, fragment: str) -> None:
 # ------------------------------------------------------------------ evaluations after updates
 
 @pytest.mark.parametrize("every, steps, labels", [(64, 192, [0, 64, 128, 192]), (100, 300, [0, 128, 256, 320])])
-def test_hook_sees_a_policy_trained_on_exactly_its_label(config, task, every, steps, labels) -> None:
+def test_hook_sees_a_policy_trained_on_exactly_its_label(evaluation_config, evaluation_task, every, steps,
+                                                         labels) -> None:
     seen: list[tuple[int, dict[str, torch.Tensor], int]] = []
-    train_ppo(config, task, steps, SEED, progress=False, evaluate_every=every, settings=SMALL,
+    train_ppo(evaluation_config, evaluation_task, steps, SEED, progress=False, evaluate_every=every, settings=SMALL,
               hook=lambda model, n: seen.append((n, parameters(model), model._n_updates)))
     assert [n for n, _, _ in seen] == labels
     for n, params, updates in seen:
         assert updates == SMALL.n_epochs * n // SMALL.n_steps  # every collected rollout was trained on
-        reference = parameters(train_ppo(config, task, n, SEED, progress=False, settings=SMALL))
+        reference = parameters(train_ppo(evaluation_config, evaluation_task, n, SEED, progress=False, settings=SMALL))
         assert params.keys() == reference.keys()
         assert all(torch.equal(params[k], reference[k]) for k in params), f"label {n}"
     # the labels differ in policy: a late hook (the previous update's policy) would be caught
     assert not torch.equal(seen[0][1]["action_net.weight"], seen[1][1]["action_net.weight"])
 
 
-def test_default_settings_are_sb3_defaults(config, task) -> None:
+def test_default_settings_are_sb3_defaults(evaluation_config, evaluation_task) -> None:
     from stable_baselines3 import PPO
 
     from maml_rl.ppo_baseline import build_model, make_env
 
-    ours = build_model(PPOSettings(), make_env(config, task), 0)
-    theirs = PPO("MlpPolicy", make_env(config, task), seed=0, device="cpu")
+    ours = build_model(PPOSettings(), make_env(evaluation_config, evaluation_task), 0)
+    theirs = PPO("MlpPolicy", make_env(evaluation_config, evaluation_task), seed=0, device="cpu")
     for name in ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm"):
         assert getattr(ours, name) == getattr(theirs, name), name
     assert str(ours.policy) == str(theirs.policy)
@@ -86,16 +77,17 @@ def test_default_settings_are_sb3_defaults(config, task) -> None:
 
 # ------------------------------------------------------------------ model files
 
-def test_saved_model_reloads_with_the_same_weights_and_actions(tmp_path, small_model, task) -> None:
+def test_saved_model_reloads_with_the_same_weights_and_actions(tmp_path, small_model, evaluation_task) -> None:
     path = tmp_path / "m.zip"
-    save_model(small_model, SMALL, path, {"task": task.as_dict(), "steps": 128, "seed": SEED})
+    save_model(small_model, SMALL, path, {"task": evaluation_task.as_dict(), "steps": 128, "seed": SEED})
     model, info = load_model(path)
     original, loaded = parameters(small_model), parameters(model)
     assert original.keys() == loaded.keys() and all(torch.equal(original[k], loaded[k]) for k in original)
     obs = np.random.default_rng(0).uniform(-1, 1, (7, 10)).astype(np.float32)
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0],
                                   small_model.predict(obs, deterministic=True)[0])
-    assert info["task"]["id"] == task.id and info["steps"] == 128 and PPOSettings.from_dict(info["ppo"]) == SMALL
+    assert info["task"]["id"] == evaluation_task.id and info["steps"] == 128
+    assert PPOSettings.from_dict(info["ppo"]) == SMALL
     assert json.loads(path.with_suffix(".json").read_text()) == info
     assert sorted(zipfile.ZipFile(path).namelist()) == sorted([SETTINGS_MEMBER, WEIGHTS_MEMBER])
 
@@ -207,9 +199,10 @@ def test_train_refuses_to_overwrite_a_model_without_overwrite(tmp_path) -> None:
     assert info["steps"] == 64 and info["trained_steps"] == model.n_steps == 2048
 
 
-def test_training_leaves_no_logger_folders_in_the_temporary_directory(config, task, tmp_path, monkeypatch) -> None:
+def test_training_leaves_no_logger_folders_in_the_temporary_directory(evaluation_config, evaluation_task, tmp_path,
+                                                                      monkeypatch) -> None:
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where SB3's default logger would go
-    train_ppo(config, task, 64, SEED, progress=False, settings=SMALL)
+    train_ppo(evaluation_config, evaluation_task, 64, SEED, progress=False, settings=SMALL)
     assert not list(tmp_path.glob("SB3-*"))
