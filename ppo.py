@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Single-task agents on one AWAKE optics: PPO (default), TD3, SAC, DDPG (stable-baselines3),
-NAF and PER-NAF (``maml_rl.baselines.naf``).
+"""Single-task agents on one task (an AWAKE optics by default): PPO (default), TD3, SAC, DDPG
+(stable-baselines3), NAF and PER-NAF (``maml_rl.baselines.naf``).
 
     python ppo.py --train                       # PPO, task 0, 50,000 steps -> awake/ppo/ppo_model.zip
     python ppo.py --train --task-id 3 --steps 20000 --seed 2 --output-file awake/ppo/task3.zip
@@ -8,6 +8,10 @@ NAF and PER-NAF (``maml_rl.baselines.naf``).
     python ppo.py --test --task-id 2            # how the saved agent does on another optics
     python ppo.py --train --algo td3 --steps 10000 --set learning_rate=3e-4 --set buffer_size=50000
     python ppo.py --test --algo naf --task-id 2 # -> awake/naf/naf_model.zip
+    python ppo.py --train --config configs/ares_ea_evaluation.yaml --output-file awake/ppo/ares_ea_task0.zip
+
+``--config`` names the task family (its ``family`` key; AWAKE by default) and the
+environment options; tasks come from the family's evaluation-task file (``--tasks-file``).
 
 Both write the verification figure next to the model and print the success-rate /
 episode-length table against the benchmark and the limit controller. ``--train`` refuses to
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -31,25 +35,27 @@ from maml_rl.agent_settings import SettingsError, apply_overrides
 from maml_rl.agents import ALGOS, LABELS, agent_controller, default_model_path, default_settings, load_agent, \
     save_agent, train_agent
 from maml_rl.cli import non_negative_int, positive_int, run_main
-from maml_rl.config import load_config, require_family
-from maml_rl.envs.tasks import DEFAULT_TASK_FILE, Task, TaskFileError, load_evaluation_tasks, sample_tasks, select_tasks
-from maml_rl.evaluation import evaluate
+from maml_rl.config import Config, load_config
+from maml_rl.envs.tasks import DEFAULT_TASK_FILE, TaskFileError, select_tasks
 from maml_rl.plotting import enable_show, show_all
 from maml_rl.training import environment_of
 from maml_rl.model_archive import check_output_path
+from maml_rl.ppo_baseline import ModelFileError
 from maml_rl.verification import format_table, verification_figure
 
 DEFAULT_MODEL = default_model_path("ppo")
 
 
-def resolve_task(task_id: int, tasks_file: Path, seed: int, plane: str = "horizontal") -> Task:
-    """An evaluation task, or (-1) a task freshly drawn from the distribution with ``seed``
-    (admissible in ``plane``, the plane the agent will steer)."""
+def resolve_task(task_id: int, tasks_file: Path | None, seed: int, config: Config | None = None) -> Any:
+    """An evaluation task of the config's family (from ``tasks_file``; ``None``: the family's
+    file), or (-1) a task freshly drawn from the family's distribution with ``seed`` (AWAKE:
+    admissible in the plane the agent will steer)."""
+    config = config if config is not None else load_config(Path("configs/awake_evaluation.yaml"))
     if task_id == -1:
-        return sample_tasks(np.random.default_rng([seed, 0x990]), 1, first_id=-1, plane=plane)[0]
+        return environment_of(config).sample_tasks(np.random.default_rng([seed, 0x990]), 1, first_id=-1)[0]
     if task_id < -1:
         raise TaskFileError(f"task id must be an evaluation task id or -1, got {task_id}")
-    return select_tasks(load_evaluation_tasks(tasks_file), [task_id])[0]
+    return select_tasks(config.task_family.load_evaluation_tasks(tasks_file), [task_id])[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,9 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="with --train: override a hyper-parameter of --algo (repeatable)")
     parser.add_argument("--config", type=Path, default=Path("configs/awake_evaluation.yaml"),
-                        help="environment options (env-kwargs), as for MAML")
-    parser.add_argument("--tasks-file", type=Path, default=DEFAULT_TASK_FILE)
-    parser.add_argument("--num-episodes", type=positive_int, default=200, help="evaluation episodes (default: 200)")
+                        help="task family and environment options (env-kwargs), as for MAML")
+    parser.add_argument("--tasks-file", type=Path, default=None,
+                        help=f"evaluation tasks (default: the family's; AWAKE: {DEFAULT_TASK_FILE.name})")
+    parser.add_argument("--num-episodes", type=positive_int, default=None,
+                        help="evaluation episodes (default: the family's, AWAKE 200, ARES-EA 10)")
     parser.add_argument("--overwrite", action="store_true", help="with --train: replace an existing model file")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--show", action="store_true", help="also open the figure in a window")
@@ -76,8 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.show:
         enable_show()
     torch.set_num_threads(1)
-    config = require_family(load_config(args.config), "awake", "ppo.py")
-    task = resolve_task(args.task_id, args.tasks_file, args.seed, environment_of(config).plane)
+    config = load_config(args.config)
+    task = resolve_task(args.task_id, args.tasks_file, args.seed, config)
+    episodes = args.num_episodes if args.num_episodes is not None else config.task_family.evaluation_episodes
     label_algo = LABELS[args.algo]
     path = args.output_file if args.output_file is not None else default_model_path(args.algo)
     if args.train:
@@ -86,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = train_agent(args.algo, settings, config, task, args.steps, args.seed, progress=not args.no_progress)
         save_agent(args.algo, model, settings, path, {"task": task.as_dict(), "steps": args.steps,
                                                       "trained_steps": int(model.num_timesteps),  # PPO: whole rollouts
-                                                      "seed": args.seed, "env_kwargs": config.env_kwargs})
+                                                      "seed": args.seed, "family": config.family,
+                                                      "env_kwargs": config.env_kwargs})
         print(f"model: {path}")
         label = f"{label_algo} trained {model.num_timesteps:,} steps on task {task.id}"
         figure = path.with_name(f"{path.stem}_train_task{task.id}.png")
@@ -94,14 +104,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.overrides:
             raise SettingsError("--set applies to --train; a tested model keeps the settings it was saved with")
         model, info = load_agent(args.algo, path)
+        trained_family = info.get("family", "awake")
+        if trained_family != config.family:
+            raise ModelFileError(f"{path}: the agent was trained on the {trained_family} family, --config "
+                                 f"{args.config} is {config.family}")
         trained_on = info["task"].get("id", "?") if isinstance(info.get("task"), dict) else "?"
         label = f"{label_algo} trained on task {trained_on}, tested on task {task.id}"
         figure = path.with_name(f"{path.stem}_test_task{task.id}.png")
     env = environment_of(config)
-    result = evaluate(agent_controller(model), task, args.num_episodes, args.seed, env.dynamics, env.plane)
+    result = env.evaluate(agent_controller(model), task, episodes, args.seed)
     print(label)
-    print(format_table([result]))
-    verification_figure([result], figure, label, threshold=env.dynamics.threshold)
+    print(format_table([result], env.figure_style.reference_labels))
+    verification_figure([result], figure, label, style=env.figure_style)
     print(f"figure: {figure}")
     show_all()
     return 0

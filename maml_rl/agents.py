@@ -26,7 +26,6 @@ from maml_rl.agent_settings import SettingsError, settings_from_dict, settings_t
 from maml_rl.baselines.naf import NAF, NAFConfig
 from maml_rl.baselines.sb3_offpolicy import OFF_POLICY_ALGOS, SETTINGS_CLASSES, build_model, train_offpolicy
 from maml_rl.config import Config
-from maml_rl.envs.awake import AwakeSteering
 from maml_rl.envs.tasks import Task
 from maml_rl.model_archive import first_line, read_archive, write_archive
 from maml_rl.ppo_baseline import ModelFileError, PPOSettings, train_ppo
@@ -76,7 +75,8 @@ def train_agent(algo: str, settings: Any, config: Config, task: Task, steps: int
         return train_offpolicy(algo, settings, config, task, steps, seed, progress=progress)
     from maml_rl.console import progress as progress_bar
 
-    agent = NAF(AwakeSteering(task=task, **config.env_kwargs), settings, seed=seed, prioritized=algo == "per-naf")
+    env = config.task_family.make_env(task, config.env_kwargs)
+    agent = NAF(env, settings, seed=seed, prioritized=algo == "per-naf")
     bar = progress_bar(steps, desc=LABELS[algo], unit="step", enabled=progress)
 
     def tick(_agent: NAF, _steps: int) -> bool:
@@ -106,8 +106,8 @@ def save_agent(algo: str, model: Any, settings: Any, path: Path, info: dict[str,
     write_archive(path, algo, settings_to_dict(settings), _state(algo, model), info, LABELS[algo])
 
 
-def _rebuild(algo: str, settings: Any) -> Any:
-    """An untrained model of ``algo`` with ``settings`` on AWAKE's spaces.
+def _rebuild(algo: str, settings: Any, env: Any) -> Any:
+    """An untrained model of ``algo`` with ``settings`` on the spaces of ``env``.
 
     The replay buffer is not saved, so the rebuilt model gets a one-transition buffer: a
     file cannot make loading allocate ``buffer_size`` transitions (the ``info`` returned
@@ -115,8 +115,8 @@ def _rebuild(algo: str, settings: Any) -> Any:
     """
     settings = replace(settings, buffer_size=1)
     if algo in OFF_POLICY_ALGOS:
-        return build_model(algo, settings, AwakeSteering(), seed=0)
-    return NAF(AwakeSteering(), settings, seed=0, prioritized=algo == "per-naf")
+        return build_model(algo, settings, env, seed=0)
+    return NAF(env, settings, seed=0, prioritized=algo == "per-naf")
 
 
 def _load_state(algo: str, model: Any, state: dict[str, torch.Tensor]) -> None:
@@ -158,7 +158,7 @@ def load_agent(algo: str, path: Path) -> tuple[Any, dict[str, Any]]:
         settings = settings_from_dict(settings_class(algo), raw)
     except SettingsError as exc:
         raise ModelFileError(f"{path}: bad {label} settings: {exc}") from None
-    model = _rebuild(algo, settings)
+    model = _rebuild(algo, settings, ppo_model_file.spaces_env(path, info))
     try:
         _load_state(algo, model, state)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:

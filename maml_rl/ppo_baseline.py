@@ -17,7 +17,6 @@ from typing import Any, Callable
 import numpy as np
 
 from maml_rl.config import Config
-from maml_rl.envs.awake import AwakeSteering
 from maml_rl.envs.tasks import Task
 
 Hook = Callable[[Any, int], None]
@@ -96,11 +95,12 @@ class PPOSettings:
         return cls(**values)
 
 
-def make_env(config: Config, task: Task) -> AwakeSteering:
-    return AwakeSteering(task=task, **config.env_kwargs)
+def make_env(config: Config, task: Task | Any) -> Any:
+    """The single-task environment of the config's family on ``task`` (AWAKE: ``AwakeSteering``)."""
+    return config.task_family.make_env(task, config.env_kwargs)
 
 
-def build_model(settings: PPOSettings, env: AwakeSteering, seed: int) -> Any:
+def build_model(settings: PPOSettings, env: Any, seed: int) -> Any:
     """An untrained SB3 PPO model on ``env`` with exactly ``settings`` (CPU)."""
     import torch
     from stable_baselines3 import PPO

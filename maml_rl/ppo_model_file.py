@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from maml_rl.envs.awake import AwakeSteering
 from maml_rl.model_archive import SETTINGS_MEMBER, SUFFIX, WEIGHTS_MEMBER, file_format, first_line, read_archive
 from maml_rl.model_archive import check_output_path as _check_output_path
 from maml_rl.model_archive import settings_json as _settings_json
@@ -69,9 +68,21 @@ def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
         settings = PPOSettings.from_dict(raw)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: bad PPO settings: {exc}") from None
-    model = build_model(settings, AwakeSteering(), seed=0)
+    model = build_model(settings, spaces_env(path, info), seed=0)
     try:
         model.policy.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as exc:
         raise ModelFileError(f"{path}: weights do not fit the settings: {first_line(exc)}") from None
     return model, info
+
+
+def spaces_env(path: Path, info: dict[str, Any]) -> Any:
+    """The environment whose spaces a saved agent was built on: the nominal task of the family
+    named in the archive's ``info`` (``family``; archives without it are AWAKE's)."""
+    from maml_rl.families import UnknownFamilyError, get_family
+
+    name = info.get("family", "awake")
+    try:
+        return get_family(name).make_env(None, {})
+    except UnknownFamilyError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None

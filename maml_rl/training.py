@@ -57,6 +57,12 @@ def environment_of(config: Config) -> FamilyEnvironment:
     return config.environment()
 
 
+def gym_env_of(config: Config, task: Any = None) -> Any:
+    """The config family's single-task ``gymnasium.Env`` on ``task`` (``None``: the nominal
+    task) with the config's env-kwargs: what the single-task agents of ``ppo.py`` train on."""
+    return config.task_family.make_env(task, config.env_kwargs)
+
+
 def make_policy(config: Config, seed: int) -> NormalMLPPolicy:
     """A fresh policy sized for the config's family; its initialisation depends only on ``seed``."""
     env = environment_of(config)

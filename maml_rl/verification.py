@@ -12,7 +12,7 @@ references (ARES-EA: Nelder-Mead in the benchmark slot) and the axes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -193,9 +193,11 @@ def verification_figure(evaluations: Sequence[Evaluation], path: Path, title: st
     return save_figure(fig, path)
 
 
-def format_table(evaluations: Sequence[Evaluation]) -> str:
-    """Per task: success rate, mean length and mean return of policy, benchmark and limit."""
-    names = ("policy", "benchmark", "limit")
+def format_table(evaluations: Sequence[Evaluation], labels: Mapping[str, str] | None = None) -> str:
+    """Per task: success rate, mean length and mean return of policy, benchmark and limit
+    (``labels``: the family's names of the references, e.g. ARES-EA's "Nelder-Mead")."""
+    labels = labels or {}
+    names = ("policy", labels.get("benchmark", "benchmark"), labels.get("limit", "limit"))
     header = "task | " + " | ".join(f"{name + ': success':>18} {'length':>7} {'return':>8}" for name in names) \
         + " | ratio"
     lines = [header, "-" * len(header)]

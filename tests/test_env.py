@@ -267,7 +267,12 @@ def test_batched_initial_states_equal_sequential_draws() -> None:
 
 
 def test_ppo_fresh_task_is_admissible_in_the_plane_it_steers() -> None:
-    from maml_rl.envs.tasks import is_admissible
+    from dataclasses import replace
+
+    from maml_rl.config import load_config
+    from maml_rl.envs.tasks import REPO_ROOT, is_admissible
     from ppo import resolve_task
-    tasks = [resolve_task(-1, None, seed, "vertical") for seed in range(12)]
+    base = load_config(REPO_ROOT / "configs" / "awake_evaluation.yaml")
+    config = replace(base, env_kwargs={**base.env_kwargs, "plane": "vertical"})
+    tasks = [resolve_task(-1, None, seed, config) for seed in range(12)]
     assert all(is_admissible(t, "vertical") for t in tasks)

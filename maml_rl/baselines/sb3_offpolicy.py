@@ -221,6 +221,6 @@ def train_offpolicy(algo: str, settings: OffPolicySettings, config: Config, task
     import torch
 
     torch.manual_seed(seed)
-    model = build_model(algo, settings, AwakeSteering(task=task, **config.env_kwargs), seed)
+    model = build_model(algo, settings, config.task_family.make_env(task, config.env_kwargs), seed)
     model.learn(total_timesteps=steps, callback=_progress_callback(steps, algo.upper(), progress))
     return model

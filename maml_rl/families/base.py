@@ -138,6 +138,9 @@ class TaskFamily:
         The evaluation-task file of the family.
     task_from_factors
         (id, factors) -> task, the inverse of ``task.factors`` (metrics rows store factors).
+    make_env
+        (task or ``None`` for the family's nominal task, ``env-kwargs``) -> the single-task
+        ``gymnasium.Env`` of the family (what ``ppo.py``'s agents train on).
     evaluation_episodes
         Default number of evaluation episodes per task (``test.py --num-episodes``).
     """
@@ -148,4 +151,5 @@ class TaskFamily:
     load_evaluation_tasks: Callable[[Path | None], list[Any]]
     default_task_file: Path
     task_from_factors: Callable[[int, Sequence[float]], Any]
+    make_env: Callable[[Any, Mapping[str, Any]], Any]
     evaluation_episodes: int = 200

@@ -19,10 +19,17 @@ def _task(task_id: int, factors: Sequence[float]) -> AresTask:
     return AresTask.from_factors(task_id, factors)
 
 
+def _make_env(task: AresTask | None, env_kwargs: Mapping[str, Any]) -> Any:
+    from maml_rl.families.ares_ea.env import AresEA
+
+    return AresEA(task=task, **env_kwargs)
+
+
 def _tasks(path: Path | None) -> list[AresTask]:
     return load_evaluation_tasks(path)
 
 
 # 10 evaluation episodes per task by default: the limit reference costs about 1.6 s per episode.
 FAMILY = TaskFamily(name="ares_ea", env_id=ENV_ID, environment=_environment, load_evaluation_tasks=_tasks,
-                    default_task_file=DEFAULT_TASK_FILE, task_from_factors=_task, evaluation_episodes=10)
+                    default_task_file=DEFAULT_TASK_FILE, task_from_factors=_task, make_env=_make_env,
+                    evaluation_episodes=10)
