@@ -41,7 +41,8 @@ from maml_rl.plotting import enable_show, show_all
 from maml_rl.training import environment_of
 from maml_rl.model_archive import check_output_path
 from maml_rl.ppo_baseline import ModelFileError
-from maml_rl.verification import format_table, verification_figure
+from maml_rl.distribution import format_summary, random_tasks
+from maml_rl.verification import format_overall, format_table, verification_figure
 
 DEFAULT_MODEL = default_model_path("ppo")
 
@@ -77,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"evaluation tasks (default: the family's; AWAKE: {DEFAULT_TASK_FILE.name})")
     parser.add_argument("--num-episodes", type=positive_int, default=None,
                         help="evaluation episodes (default: the family's, AWAKE 200, ARES-EA 10)")
+    parser.add_argument("--random-tasks", type=positive_int, metavar="N",
+                        help="with --test: evaluate on N tasks drawn from the distribution with --seed (the tasks "
+                             "of test.py --random-tasks N) instead of --task-id")
     parser.add_argument("--overwrite", action="store_true", help="with --train: replace an existing model file")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--show", action="store_true", help="also open the figure in a window")
@@ -84,8 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.show:
         enable_show()
     torch.set_num_threads(1)
+    if args.random_tasks is not None and args.train:
+        parser.error("--random-tasks applies to --test (an agent trains on one task)")
     config = load_config(args.config)
-    task = resolve_task(args.task_id, args.tasks_file, args.seed, config)
+    env = environment_of(config)
+    tasks = (random_tasks(env, args.random_tasks, args.seed) if args.random_tasks is not None
+             else [resolve_task(args.task_id, args.tasks_file, args.seed, config)])
+    task = tasks[0]
     episodes = args.num_episodes if args.num_episodes is not None else config.task_family.evaluation_episodes
     label_algo = LABELS[args.algo]
     path = args.output_file if args.output_file is not None else default_model_path(args.algo)
@@ -109,13 +118,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ModelFileError(f"{path}: the agent was trained on the {trained_family} family, --config "
                                  f"{args.config} is {config.family}")
         trained_on = info["task"].get("id", "?") if isinstance(info.get("task"), dict) else "?"
-        label = f"{label_algo} trained on task {trained_on}, tested on task {task.id}"
-        figure = path.with_name(f"{path.stem}_test_task{task.id}.png")
-    env = environment_of(config)
-    result = env.evaluate(agent_controller(model), task, episodes, args.seed)
+        tested = f"{len(tasks)} random tasks" if args.random_tasks is not None else f"task {task.id}"
+        label = f"{label_algo} trained on task {trained_on}, tested on {tested}"
+        figure = path.with_name(f"{path.stem}_test_{'random' if args.random_tasks else 'task'}"
+                                f"{len(tasks) if args.random_tasks else task.id}.png")
+    labels = env.figure_style.reference_labels
+    results = [env.evaluate(agent_controller(model), t, episodes, args.seed) for t in tasks]
     print(label)
-    print(format_table([result], env.figure_style.reference_labels))
-    verification_figure([result], figure, label, style=env.figure_style)
+    print(format_table(results, labels))
+    if len(results) > 1:
+        print(format_summary(results))
+    print(format_overall(results, labels))
+    verification_figure(results, figure, label, style=env.figure_style)
     print(f"figure: {figure}")
     show_all()
     return 0

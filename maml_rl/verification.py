@@ -209,3 +209,22 @@ def format_table(evaluations: Sequence[Evaluation], labels: Mapping[str, str] | 
     lines.append(f"episode length / benchmark: mean over tasks {sum(ratios) / len(ratios):.2f}, "
                  f"worst {max(ratios):.2f}")
     return "\n".join(lines)
+
+
+def format_overall(evaluations: Sequence[Evaluation], labels: Mapping[str, str] | None = None) -> str:
+    """One line per controller over all tasks: mean success rate, mean episode length and, where
+    the family records it (ARES-EA: the objective O at the episode's end, in um), the median
+    over tasks of each task's median final distance."""
+    labels = labels or {}
+    lines = []
+    for name in ("policy", "benchmark", "limit"):
+        stats = [getattr(ev, name) for ev in evaluations]
+        if any(s is None for s in stats):
+            continue
+        line = (f"{labels.get(name, name):>12}: success {np.mean([s.success_rate for s in stats]):6.1%}, "
+                f"length {np.mean([s.mean_length for s in stats]):6.2f}")
+        if all(s.final_distance is not None for s in stats):
+            distance = np.median([np.median(s.final_distance) for s in stats]) * 1e6
+            line += f", median final distance {distance:.0f} um"
+        lines.append(line)
+    return f"over {len(evaluations)} tasks:\n" + "\n".join(lines)

@@ -47,6 +47,13 @@ def test_ppo_trains_saves_and_tests_on_ares(tmp_path, monkeypatch, capsys) -> No
     assert main(["--test", "--task-id", "2", *common]) == 0
     assert "PPO trained on task 0, tested on task 2" in capsys.readouterr().out
     assert model.with_name("ares_test_task2.png").stat().st_size > 10_000
+    # On random tasks: those of test.py --random-tasks (same stream), summarised over tasks.
+    assert main(["--test", "--random-tasks", "2", *common]) == 0
+    out = capsys.readouterr().out
+    assert "tested on 2 random tasks" in out and "1000000 |" in out and "1000001 |" in out
+    assert "over 2 tasks:" in out and "median final distance" in out
+    with pytest.raises(SystemExit):
+        main(["--train", "--random-tasks", "2", *common])
     # The loaded agent acts on ARES observations (13 values) within the action box.
     agent, _ = load_agent("ppo", model)
     actions = agent_controller(agent)(np.zeros((4, 13), dtype=np.float32))
