@@ -162,3 +162,20 @@ def test_command_writes_records_and_tables_and_refuses_to_overwrite(tmp_path, ca
     assert len(err) == 1 and err[0].startswith("error:") and "--thresholds-um must be positive" in err[0]
     with pytest.raises(RunFolderError, match="no records.jsonl"):
         ct.read_records(tmp_path)
+
+
+def test_figure_of_two_runs(tmp_path, records, capsys) -> None:
+    from maml_rl.families.ares_ea.controller_figure import main as figure
+
+    folders = []
+    for name, rows in (("eval", records), ("random", [r for r in records if r["task_id"] == 1])):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        folders.append(str(folder))
+    out = tmp_path / "controllers.png"
+    assert figure([*folders, "--titles", "a", "b", "--output", str(out)]) == 0
+    assert out.stat().st_size > 10_000 and out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit) as exit_info:
+        figure([*folders, "--titles", "a", "--output", str(out)])
+    assert exit_info.value.code == 2 and "one title per folder" in capsys.readouterr().err

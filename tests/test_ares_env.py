@@ -103,6 +103,19 @@ def test_off_screen_terminates_as_failure_with_penalty() -> None:
     assert lost.reward[0] == pytest.approx(expected)
 
 
+def test_the_screen_is_the_published_sensor_and_its_edge_is_the_off_screen_boundary() -> None:
+    """2448 x 2040 pixels of 3.3198 x 2.4469 um: half-sizes 4.0634 mm x 2.4958 mm; a centroid
+    just inside either edge is on the screen, just outside is not (both signs, both planes)."""
+    half = np.array([2448 * 3.3198e-6, 2040 * 2.4469e-6]) / 2
+    np.testing.assert_allclose(SCREEN_HALF_SIZE, half, rtol=1e-15)
+    assert half == pytest.approx([4.0634e-3, 2.4958e-3], rel=1e-4)
+    for plane, column in ((0, 0), (1, 2)):
+        for sign in (1.0, -1.0):
+            beam = np.array([[0.0, 1e-4, 0.0, 1e-4]] * 2)
+            beam[:, column] = sign * half[plane] * np.array([0.999, 1.001])
+            assert on_screen(beam).tolist() == [True, False]
+
+
 def test_time_limit_truncates_without_terminating() -> None:
     dyn = AresDynamics(max_time=3)
     m0 = np.array([10.0, 10.0, 1e-3, 10.0, 0.0])

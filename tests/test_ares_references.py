@@ -127,3 +127,20 @@ def test_reference_table_and_benchmark_run_on_tiny_budgets(tmp_path, capsys) -> 
     assert benchmark.main(["--batch-sizes", "1", "3", "--steps", "2", "--repeats", "1", "--gym-steps", "3"]) == 0
     out = capsys.readouterr().out
     assert "batch     3" in out and "env steps/s" in out
+
+
+def test_project_benchmark_command_measures_ares_at_batch_1_128_1024(capsys) -> None:
+    """``python -m maml_rl.benchmark ares`` prints the throughput at the issue's batch sizes and
+    of the gymnasium environment (numbers are printed, not asserted against a speed)."""
+    from maml_rl.benchmark import main
+
+    assert main(["ares", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    rates = {}
+    for line in out.splitlines():
+        if "env steps/s" in line:
+            name, value = line.split(":", 1)
+            rates[name.strip()] = float(value.split("env steps/s")[0].replace(",", ""))
+    assert list(rates) == ["batched env, batch     1", "batched env, batch   128", "batched env, batch  1024",
+                           "gymnasium AresEA-v0 (batch 1)"]
+    assert all(np.isfinite(v) and v > 0 for v in rates.values())
