@@ -5,7 +5,7 @@
         --output docs/ares_ea_controllers.png
 
 One column per run folder; rows: success rate, mean steps (a failure counts ``max_time``)
-and median final distance O (log scale), one bar or marker per success tolerance.
+and median final distance O (log scale, below 1 um drawn at 1 um), one bar or marker per success tolerance.
 Single-task agents are drawn at the median over agents with a bar from the best to the
 worst agent; the limit (knows the task) is drawn like every other controller.
 """
@@ -22,6 +22,7 @@ from maml_rl.cli import run_main
 from maml_rl.families.ares_ea.controller_table import read_records, summarise
 from maml_rl.plotting import new_figure, save_figure
 
+FLOOR_UM = 1.0  # final distances below 1 um are drawn at 1 um
 ROWS = (("success rate [%]", 0, 100.0), ("mean steps", 1, 1.0), ("median final O [um]", 2, 1.0))
 
 
@@ -42,7 +43,9 @@ def controller_figure(runs: Sequence[list[dict]], titles: Sequence[str], path: P
                 centre = np.array([np.median(v) if len(v) else np.nan for v in values])
                 low = np.array([centre[i] - v.min() if len(v) > 1 else 0.0 for i, v in enumerate(values)])
                 high = np.array([v.max() - centre[i] if len(v) > 1 else 0.0 for i, v in enumerate(values)])
-                if row == 2:
+                if row == 2:  # the limit often lands exactly (O ~ 1e-12 um): drawn at the 1 um floor
+                    centre = np.maximum(centre, FLOOR_UM)
+                    low = np.minimum(low, centre - FLOOR_UM)
                     ax.errorbar(x, centre, yerr=[low, high], fmt="o", color=f"C{j}", capsize=3, ms=4,
                                 label=f"success within {um:g} um")
                     ax.axhline(um, color=f"C{j}", lw=0.6, ls="--")
@@ -58,6 +61,7 @@ def controller_figure(runs: Sequence[list[dict]], titles: Sequence[str], path: P
         axes[0, col].set_title(title, fontsize=9)
         axes[0, col].set_ylim(0, 105)
         axes[2, col].set_yscale("log")
+        axes[2, col].set_ylim(bottom=FLOOR_UM * 0.7)
         axes[0, col].legend(fontsize=7)
     return save_figure(fig, path, dpi=80)
 
