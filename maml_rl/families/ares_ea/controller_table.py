@@ -127,7 +127,7 @@ def compare(environment: Any, tasks: Sequence[Any], thresholds: Sequence[float],
 
     for threshold in thresholds:
         env = with_thresholds(environment, threshold)
-        um = threshold * 1e6
+        um = round(threshold * 1e6, 6)  # 1e-4 * 1e6 is 99.99999999999999
         for task in tasks:
             ev = env.evaluate(None, task, n_episodes, seed)
             add(_record(um, task.id, "Nelder-Mead", ev.benchmark))
