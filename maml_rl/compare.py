@@ -1,32 +1,47 @@
 """The headline comparison: environment interactions each method needs on a new optics.
 
-    python -m maml_rl.compare                       # all evaluation tasks, seeds 1 2 3
+    python -m maml_rl.compare                       # PPO and both MAML methods, all evaluation tasks, seeds 1 2 3
     python -m maml_rl.compare --task-ids 0 4 --ppo-steps 20000 --maml-batches 10 --seeds 1 2 3 4 5
+    python -m maml_rl.compare --methods td3 sac naf rm-id gp-mpc dyna meta-policy --budget td3=5000 \\
+        --eval-every td3=250 --noise-sigma 0.01
 
-For every evaluation task and seed, the number of environment interactions before the
-policy meets the criterion: success rate >= 95 % and mean episode length <= the
-benchmark's on the same ``--eval-episodes`` initial states, deterministic actions, for
+For every evaluation task and seed, the number of environment interactions (and episodes)
+before the policy meets the criterion: success rate >= 95 % and mean episode length <= the
+benchmark's on the same ``--eval-episodes`` initial states, deterministic actions. Methods
+(``--methods``, any subset of ``compare_report.REGISTRY``; default ``ppo maml-random
+meta-policy``):
 
-1. PPO from scratch on that task (stable-baselines3), evaluated after the first update at or
-   past every ``--ppo-eval-every`` steps (and before training and after the last update),
-   with a policy updated with exactly the steps it is labelled with,
-2. MAML adaptation (the test.py procedure) from a random initialisation,
-3. MAML adaptation from the meta-policy (0 interactions if it already qualifies),
+1. single-task agents from scratch on that task, through ``maml_rl.agents`` with the
+   settings ``ppo.py`` uses by default: ``ppo``, ``td3``, ``sac``, ``ddpg`` (stable-baselines3),
+   ``naf``, ``per-naf``; evaluated before training, after the updates of the first step at or
+   past every ``--eval-every`` steps (PPO: after the first update, i.e. whole rollouts) and
+   after the last update, with a policy updated with exactly the steps it is labelled with;
+2. MAML adaptation (the test.py procedure) from a random initialisation (``maml-random``) or
+   from the meta-policy (``meta-policy``: 0 interactions if it already qualifies), evaluated
+   after every adaptation batch;
+3. model-based control (``maml_rl.baselines.model_based``): response-matrix identification
+   (``rm-id``, probes + recursive least squares, the inverse or ``--rm-controller limit``
+   law on the estimate), ``gp-mpc`` and ``dyna``. Every real step counts: probes, the
+   random starting actions of GP-MPC, Dyna's real steps; Dyna's imagined steps do not.
 
-each evaluated after every adaptation batch. Every evaluation point draws fresh initial
-states (keyed by seed, point and purpose; the benchmark runs on the same states), and a
-pass counts as "reached" only if the same policy also passes on a second, independent set
+``--noise-sigma`` sets the observation noise of the environment for training, probing and
+evaluation (the benchmark reads the same noisy readings). Every evaluation point draws fresh
+initial states (keyed by seed, point and purpose; the benchmark runs on the same states), and
+a pass counts as "reached" only if the same policy also passes on a second, independent set
 of fresh states. Evaluation episodes are not counted as interactions. Every method runs its
-whole budget, so that each curve has the same points for every seed. The table reports the
+whole budget, so that each curve has the same points for every seed. The tables report the
 median over ``--seeds`` with the range and the number of seeds that reached the criterion
 (see ``maml_rl.compare_report``), next to what meta-training the meta-policy cost, read from
 its file's metadata (``meta_training_interactions``, ``meta_training_wall_time``).
 
 Writes ``comparison.png`` (median and min-max over seeds of the success rate and the episode
-length relative to the benchmark against interactions, per task), ``comparison.md`` (the
-table and the meta-training cost) and ``comparison.json`` (every seed's curve, the
-aggregated curves and the summary) into ``<output-folder>/<experiment-name>/compare/``, and
-each adaptation run into ``seed_<seed>/maml_meta`` and ``seed_<seed>/maml_random`` there.
+length relative to the benchmark against interactions, per task), ``learning_curves.png``
+(mean return and episode length against interactions, with the benchmark's and the limit
+controller's), ``comparison.md`` (the interactions table, the meta-training cost, and the
+per-method table of interactions and episodes) and ``comparison.json`` (every seed's curve,
+the aggregated curves, the summaries and the wall time of every run) into
+``<output-folder>/<experiment-name>/compare/``, and each adaptation run into
+``seed_<seed>/maml_meta`` and ``seed_<seed>/maml_random`` there.
 """
 
 from __future__ import annotations
@@ -47,7 +62,7 @@ from maml_rl import load_policy
 from maml_rl.adaptation import EvaluationPoint, adapt, adaptation_sampler, policy_controller
 from maml_rl.checkpoint import read_metadata
 from maml_rl.cli import add_run_arguments, non_negative_int, positive_int, run_main
-from maml_rl.agent_settings import settings_to_dict
+from maml_rl.agent_settings import SettingsError, settings_to_dict
 from maml_rl.agents import agent_controller, default_settings, train_agent
 from maml_rl.baselines.counting import EpisodeCounter
 from maml_rl.compare_report import (DEFAULT_METHODS, REGISTRY, SUCCESS_CRITERION, Curve, aggregate,
@@ -229,8 +244,8 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     unknown = [m for m in args.methods if m not in REGISTRY]
-    if unknown:
-        parser.error(f"unknown method {unknown[0]!r} (one of {', '.join(REGISTRY)})")
+    if unknown:  # one "error:" line through run_main, as for every other user mistake
+        raise SettingsError(f"--methods: unknown method {unknown[0]!r} (one of {', '.join(REGISTRY)})")
     if len(set(args.methods)) != len(args.methods):
         parser.error(f"--methods must be distinct, got {args.methods}")
     if args.noise_sigma is not None and not (np.isfinite(args.noise_sigma) and args.noise_sigma >= 0):
@@ -244,7 +259,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         given = getattr(args, option[2:].replace("-", "_"))
         for name, value in given:
             if name not in REGISTRY:
-                parser.error(f"{option}: unknown method {name!r} (one of {', '.join(REGISTRY)})")
+                raise SettingsError(f"{option}: unknown method {name!r} (one of {', '.join(REGISTRY)})")
             table[name] = value
     if args.seed is not None and args.seeds is not None:
         parser.error("give either --seed or --seeds")
