@@ -187,39 +187,52 @@ def aggregate(curves: Sequence[Curve]) -> dict[str, list[float]]:
     return out
 
 
+def _curve_grid(tasks: Sequence[Task], curves: Mapping[str, Mapping[int, dict[str, list[float]]]],
+                methods: Sequence[str], rows: tuple[str, str], ylabels: tuple[str, str], width: float) -> Any:
+    """Figure with one column per task and two rows: the aggregated quantities ``rows``
+    against the interactions (log x, 0 shown at 1), median line and min-max band per method."""
+    fig, axes = new_figure(2, len(tasks), size=(width, 8))
+    axes = np.asarray(axes).reshape(2, len(tasks))
+    for column, task in enumerate(tasks):
+        for method in methods:
+            curve = curves[method][task.id]
+            x = np.maximum(curve["interactions_median"], 1)
+            for ax, name in zip(axes[:, column], rows):
+                ax.plot(x, curve[f"{name}_median"], "-o", ms=2.5, color=COLOURS[method], label=LABELS[method])
+                ax.fill_between(x, curve[f"{name}_min"], curve[f"{name}_max"], color=COLOURS[method], alpha=0.2,
+                                lw=0)
+        axes[0, column].set_title(f"task {task.id}")
+        axes[1, column].set_yscale("log")
+        for ax, ylabel in zip(axes[:, column], ylabels):
+            ax.set_xscale("log")
+            ax.grid(alpha=0.3, which="both")
+            ax.set_xlabel("environment interactions (0 shown at 1)")
+            ax.set_ylabel(ylabel)
+    return fig, axes
+
+
+def _finish(fig: Any, axes: Any, title: str, path: Path) -> Path:
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=9, frameon=False)
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
 def comparison_figure(tasks: Sequence[Task], curves: Mapping[str, Mapping[int, dict[str, list[float]]]],
                       limit_ratio: Mapping[int, float], seeds: Sequence[int], path: Path,
                       methods: Sequence[str] = METHODS) -> Path:
     """Success rate and length / benchmark against interactions: median line, min-max band."""
-    fig, axes = new_figure(2, len(tasks), size=(4.2 * len(tasks), 8))
-    axes = np.asarray(axes).reshape(2, len(tasks))
+    fig, axes = _curve_grid(tasks, curves, methods, ("success", "length_ratio"),
+                            ("success rate", "episode length / benchmark"), 4.2 * len(tasks))
     for column, task in enumerate(tasks):
         top, bottom = axes[0, column], axes[1, column]
-        for method in methods:
-            curve = curves[method][task.id]
-            x = np.maximum(curve["interactions_median"], 1)
-            for ax, name in ((top, "success"), (bottom, "length_ratio")):
-                ax.plot(x, curve[f"{name}_median"], "-o", ms=2.5, color=COLOURS[method], label=LABELS[method])
-                ax.fill_between(x, curve[f"{name}_min"], curve[f"{name}_max"], color=COLOURS[method], alpha=0.2,
-                                lw=0)
         bottom.axhline(1.0, color="k", ls="--", lw=1, label="benchmark")
         bottom.axhline(limit_ratio[task.id], color="k", ls=":", lw=1, label="limit controller")
         top.axhline(SUCCESS_CRITERION, color="grey", ls="--", lw=0.8)
-        top.set_title(f"task {task.id}")
         top.set_ylim(-0.02, 1.02)
-        bottom.set_yscale("log")
-        for ax in (top, bottom):
-            ax.set_xscale("log")
-            ax.grid(alpha=0.3, which="both")
-            ax.set_xlabel("environment interactions (0 shown at 1)")
-        top.set_ylabel("success rate")
-        bottom.set_ylabel("episode length / benchmark")
-    handles, labels = axes[1, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=9, frameon=False)
-    fig.suptitle("interactions to steer a new optics: criterion success >= 95 % and length <= benchmark\n"
-                 f"line: median, band: min-max over seeds {', '.join(map(str, seeds))}; "
-                 "fresh evaluation states at every point")
-    return save_figure(fig, path)
+    return _finish(fig, axes, "interactions to steer a new optics: criterion success >= 95 % and length <= benchmark\n"
+                   f"line: median, band: min-max over seeds {', '.join(map(str, seeds))}; "
+                   "fresh evaluation states at every point", path)
 
 
 def learning_curve_figure(tasks: Sequence[Task], curves: Mapping[str, Mapping[int, dict[str, list[float]]]],
@@ -229,33 +242,14 @@ def learning_curve_figure(tasks: Sequence[Task], curves: Mapping[str, Mapping[in
     mean episode length (bottom) against the interactions spent, median line and min-max band
     over seeds, with the benchmark's and the limit controller's values (``references``: both
     on one fixed set of states per task) as horizontal lines."""
-    fig, axes = new_figure(2, len(tasks), size=(max(4.2 * len(tasks), 10), 8))
-    axes = np.asarray(axes).reshape(2, len(tasks))
+    fig, axes = _curve_grid(tasks, curves, methods, ("mean_return", "mean_length"),
+                            ("mean return", "mean episode length [steps]"), max(4.2 * len(tasks), 10))
     for column, task in enumerate(tasks):
-        top, bottom = axes[0, column], axes[1, column]
-        for method in methods:
-            curve = curves[method][task.id]
-            x = np.maximum(curve["interactions_median"], 1)
-            for ax, name in ((top, "mean_return"), (bottom, "mean_length")):
-                ax.plot(x, curve[f"{name}_median"], "-o", ms=2.5, color=COLOURS[method], label=LABELS[method])
-                ax.fill_between(x, curve[f"{name}_min"], curve[f"{name}_max"], color=COLOURS[method], alpha=0.2,
-                                lw=0)
         reference = references[task.id]
         for stats, style, label in ((reference.benchmark, "--", "benchmark"),
                                     (reference.limit, ":", "limit controller")):
-            top.axhline(float(np.mean(stats.returns)), color="k", ls=style, lw=1, label=label)
-            bottom.axhline(stats.mean_length, color="k", ls=style, lw=1, label=label)
-        top.set_title(f"task {task.id}")
-        bottom.set_yscale("log")
-        for ax in (top, bottom):
-            ax.set_xscale("log")
-            ax.grid(alpha=0.3, which="both")
-            ax.set_xlabel("environment interactions (0 shown at 1)")
-        top.set_ylabel("mean return")
-        bottom.set_ylabel("mean episode length [steps]")
-    handles, labels = axes[1, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=9, frameon=False)
-    fig.suptitle(f"learning curves on new optics (observation noise sigma = {noise_sigma:g})\n"
-                 f"line: median, band: min-max over seeds {', '.join(map(str, seeds))}; "
-                 "deterministic actions on fresh evaluation states at every point")
-    return save_figure(fig, path)
+            axes[0, column].axhline(float(np.mean(stats.returns)), color="k", ls=style, lw=1, label=label)
+            axes[1, column].axhline(stats.mean_length, color="k", ls=style, lw=1, label=label)
+    return _finish(fig, axes, f"learning curves on new optics (observation noise sigma = {noise_sigma:g})\n"
+                   f"line: median, band: min-max over seeds {', '.join(map(str, seeds))}; "
+                   "deterministic actions on fresh evaluation states at every point", path)

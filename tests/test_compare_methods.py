@@ -10,10 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import yaml
 
-from conftest import REPO
 from maml_rl import compare, compare_report
 from maml_rl.agents import default_settings, train_agent
 from maml_rl.baselines.counting import EpisodeCounter
@@ -25,17 +22,6 @@ from test_ppo import one_error_line, run
 NEW_METHODS = ("td3", "sac", "ddpg", "naf", "per-naf", "rm-id", "gp-mpc", "dyna")
 BUDGETS = {"td3": 120, "sac": 120, "ddpg": 120, "naf": 120, "per-naf": 120, "rm-id": 20, "gp-mpc": 10, "dyna": 60}
 PERIODS = {"td3": 60, "sac": 60, "ddpg": 60, "naf": 60, "per-naf": 60, "rm-id": 10, "gp-mpc": 5, "dyna": 30}
-
-
-@pytest.fixture(scope="module")
-def tiny_config(tmp_path_factory) -> Path:
-    torch.set_num_threads(1)
-    data = yaml.safe_load((REPO / "configs" / "awake_evaluation.yaml").read_text())
-    data.update({"hidden-sizes": [16, 16], "fast-batch-size": 3, "num-steps": 1})
-    data["env-kwargs"]["max_time"] = 15
-    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def options(methods, tiny_config: Path, out: Path, *extra: str) -> list[str]:
