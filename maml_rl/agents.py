@@ -28,7 +28,7 @@ from maml_rl.baselines.sb3_offpolicy import OFF_POLICY_ALGOS, SETTINGS_CLASSES, 
 from maml_rl.config import Config
 from maml_rl.envs.tasks import Task
 from maml_rl.model_archive import first_line, read_archive, write_archive
-from maml_rl.ppo_baseline import ModelFileError, PPOSettings, train_ppo
+from maml_rl.ppo_baseline import Hook, ModelFileError, PPOSettings, train_ppo
 from maml_rl import ppo_model_file
 
 ALGOS = ("ppo", "td3", "sac", "ddpg", "naf", "per-naf")
@@ -63,27 +63,42 @@ def default_model_path(algo: str) -> Path:
 
 
 def train_agent(algo: str, settings: Any, config: Config, task: Task, steps: int, seed: int,
-                progress: bool = True) -> Any:
+                progress: bool = True, evaluate_every: int | None = None, hook: Hook | None = None,
+                env: Any = None) -> Any:
     """Train ``algo`` on ``task`` for ``steps`` environment steps (PPO: whole rollouts).
 
     ``seed`` fixes the network initialisation, exploration and the environment's resets.
+    ``hook(model, steps)`` runs before training, after the updates of the first step at or
+    past every multiple of ``evaluate_every`` (PPO: after the first update at or past it),
+    and after the last update; the model it receives has been updated with exactly
+    ``steps`` environment steps. ``env``: the task's environment if the caller built it
+    (for example wrapped to count episodes); default ``config.task_family.make_env``.
     """
     _check(algo)
     if algo == "ppo":
-        return train_ppo(config, task, steps, seed, progress=progress, settings=settings)
+        return train_ppo(config, task, steps, seed, progress=progress, evaluate_every=evaluate_every, hook=hook,
+                         settings=settings, env=env)
     if algo in OFF_POLICY_ALGOS:
-        return train_offpolicy(algo, settings, config, task, steps, seed, progress=progress)
+        return train_offpolicy(algo, settings, config, task, steps, seed, progress=progress,
+                               evaluate_every=evaluate_every, hook=hook, env=env)
     from maml_rl.console import progress as progress_bar
 
-    env = config.task_family.make_env(task, config.env_kwargs)
+    env = config.task_family.make_env(task, config.env_kwargs) if env is None else env
     agent = NAF(env, settings, seed=seed, prioritized=algo == "per-naf")
     bar = progress_bar(steps, desc=LABELS[algo], unit="step", enabled=progress)
+    every = evaluate_every or steps
 
-    def tick(_agent: NAF, _steps: int) -> bool:
+    def tick(_agent: NAF, done: int) -> bool:
         bar.update(1)
+        if hook is not None and done % every == 0:
+            hook(agent, done)
         return True
 
+    if hook is not None:
+        hook(agent, 0)
     agent.learn(steps, callback=tick)
+    if hook is not None and steps % every != 0:
+        hook(agent, agent.num_timesteps)
     bar.close()
     return agent
 

@@ -123,15 +123,22 @@ def silent_logger() -> Any:
     return Logger(folder=None, output_formats=[])
 
 
-def _callback(total: int, every: int, hook: Hook | None, progress: bool) -> Any:
-    """SB3 callback: progress bar, and ``hook`` after updates (imported lazily with SB3)."""
+def update_callback(total: int, every: int, hook: Hook | None, progress: bool, label: str = "PPO") -> Any:
+    """SB3 callback: progress bar, and ``hook`` after updates (imported lazily with SB3).
+
+    ``hook(model, steps)`` runs at the start of a rollout (every rollout collected so far has
+    been used by ``train()``) once ``steps`` reached the next multiple of ``every``, and after
+    the last update. This holds for PPO and for SB3's off-policy algorithms alike: both call
+    ``train()`` between ``collect_rollouts`` calls (off-policy with ``train_freq=1``: after
+    every step, so the hook runs exactly at the multiples of ``every``).
+    """
     from stable_baselines3.common.callbacks import BaseCallback
 
     from maml_rl.console import progress as progress_bar
 
     class Callback(BaseCallback):
         def _on_training_start(self) -> None:
-            self.bar = progress_bar(total, desc="PPO", unit="step", enabled=progress)  # plain lines off a terminal
+            self.bar = progress_bar(total, desc=label, unit="step", enabled=progress)  # plain lines off a terminal
             self.next_hook = 0
             self.last_hook = -1
 
@@ -147,7 +154,7 @@ def _callback(total: int, every: int, hook: Hook | None, progress: bool) -> Any:
 
         def _on_rollout_start(self) -> None:
             # Every rollout collected so far has been used by train(): the policy has seen
-            # exactly num_timesteps steps.
+            # exactly num_timesteps steps (off-policy: before learning_starts it has not changed).
             self._after_update(final=False)
 
         def _on_step(self) -> bool:
@@ -163,20 +170,22 @@ def _callback(total: int, every: int, hook: Hook | None, progress: bool) -> Any:
 
 def train_ppo(config: Config, task: Task, steps: int, seed: int, progress: bool = True,
               evaluate_every: int | None = None, hook: Hook | None = None,
-              settings: PPOSettings | None = None) -> Any:
+              settings: PPOSettings | None = None, env: Any = None) -> Any:
     """Train SB3 PPO on ``task`` for ``steps`` environment steps (rounded up to whole rollouts).
 
     ``hook(model, steps_trained_on)`` runs before the first update, after the first update at
     or past every multiple of ``evaluate_every`` steps, and after the last update; the
     model it receives has been updated with exactly ``steps_trained_on`` environment steps.
+    ``env``: the task's environment if the caller built it (e.g. wrapped to count episodes).
     """
     import torch
 
     settings = settings or PPOSettings()
     torch.manual_seed(seed)
-    model = build_model(settings, make_env(config, task), seed)
+    model = build_model(settings, make_env(config, task) if env is None else env, seed)
     whole_rollouts = -(-steps // settings.n_steps) * settings.n_steps  # what learn() will collect
-    model.learn(total_timesteps=steps, callback=_callback(whole_rollouts, evaluate_every or steps, hook, progress))
+    model.learn(total_timesteps=steps,
+                callback=update_callback(whole_rollouts, evaluate_every or steps, hook, progress))
     return model
 
 

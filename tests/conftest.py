@@ -40,3 +40,19 @@ def evaluation_task():
     from maml_rl.envs.tasks import load_evaluation_tasks
 
     return load_evaluation_tasks()[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory) -> Path:
+    """configs/awake_evaluation.yaml with a tiny policy, 3 episodes x 1 step per adaptation batch and
+    episodes of at most 15 steps (the comparison's tests); one torch thread."""
+    import torch
+    import yaml
+
+    torch.set_num_threads(1)
+    data = yaml.safe_load((REPO / "configs" / "awake_evaluation.yaml").read_text())
+    data.update({"hidden-sizes": [16, 16], "fast-batch-size": 3, "num-steps": 1})
+    data["env-kwargs"]["max_time"] = 15
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

@@ -7,12 +7,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import yaml
 
 from conftest import REPO
 from maml_rl.adaptation import EvaluationPoint, adapt, adaptation_sampler, policy_controller
@@ -27,17 +24,6 @@ from maml_rl.training import environment_of, make_policy
 from maml_rl.utils.torch_utils import task_slice
 
 EPISODES = 12
-
-
-@pytest.fixture(scope="module")
-def tiny_config(tmp_path_factory) -> Path:
-    torch.set_num_threads(1)
-    data = yaml.safe_load((REPO / "configs" / "awake_evaluation.yaml").read_text())
-    data.update({"hidden-sizes": [16, 16], "fast-batch-size": 3, "num-steps": 1})
-    data["env-kwargs"]["max_time"] = 15
-    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +195,10 @@ def test_comparison_over_seeds_end_to_end(config, tiny_config, tmp_path, capsys)
         assert data["summary"][method]["3"]["seeds"] == 2
     assert data["runs"]["ppo"]["0"]["4"]["interactions"] == [0, 64, 128]
     assert "/2 |" in report.splitlines()[4]  # seeds reached out of 2
+    # without --methods: the three methods and the table as before
+    assert report.splitlines()[2] == ("| task | PPO from scratch | MAML adaptation from random init | "
+                                      "MAML adaptation from the meta-policy |")
+    assert data["methods"] == ["ppo", "maml-random", "meta-policy"]
     for name in ("comparison.png", "seed_4/maml_meta/evaluations.jsonl", "seed_5/maml_random/evaluations.jsonl"):
         assert (folder / name).stat().st_size > 0, name
 

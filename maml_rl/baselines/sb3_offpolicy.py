@@ -26,7 +26,7 @@ import numpy as np
 from maml_rl.config import Config
 from maml_rl.envs.awake import AwakeSteering
 from maml_rl.envs.tasks import Task
-from maml_rl.ppo_baseline import silent_logger
+from maml_rl.ppo_baseline import Hook, silent_logger, update_callback
 
 OFF_POLICY_ALGOS = ("td3", "sac", "ddpg")
 ACTIVATIONS = ("relu", "tanh")
@@ -195,32 +195,20 @@ def build_model(algo: str, settings: OffPolicySettings, env: AwakeSteering, seed
     return model
 
 
-def _progress_callback(total: int, label: str, enabled: bool) -> Any:
-    """SB3 callback drawing a progress bar (imported lazily with SB3)."""
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    from maml_rl.console import progress as progress_bar
-
-    class Progress(BaseCallback):
-        def _on_training_start(self) -> None:
-            self.bar = progress_bar(total, desc=label, unit="step", enabled=enabled)
-
-        def _on_step(self) -> bool:
-            self.bar.update(1)
-            return True
-
-        def _on_training_end(self) -> None:
-            self.bar.close()
-
-    return Progress()
-
-
 def train_offpolicy(algo: str, settings: OffPolicySettings, config: Config, task: Task, steps: int, seed: int,
-                    progress: bool = True) -> Any:
-    """Train SB3 ``algo`` on ``task`` for exactly ``steps`` environment steps."""
+                    progress: bool = True, evaluate_every: int | None = None, hook: Hook | None = None,
+                    env: Any = None) -> Any:
+    """Train SB3 ``algo`` on ``task`` for exactly ``steps`` environment steps.
+
+    ``hook(model, steps)`` as in ``train_ppo``: before training, after the update of the
+    first step at or past every multiple of ``evaluate_every`` and after the last update.
+    ``env``: the task's environment if the caller built it.
+    """
     import torch
 
     torch.manual_seed(seed)
-    model = build_model(algo, settings, config.task_family.make_env(task, config.env_kwargs), seed)
-    model.learn(total_timesteps=steps, callback=_progress_callback(steps, algo.upper(), progress))
+    env = config.task_family.make_env(task, config.env_kwargs) if env is None else env
+    model = build_model(algo, settings, env, seed)
+    model.learn(total_timesteps=steps,
+                callback=update_callback(steps, evaluate_every or steps, hook, progress, algo.upper()))
     return model
