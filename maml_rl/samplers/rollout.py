@@ -32,6 +32,11 @@ class RolloutKey:
     purpose: int = PURPOSE_TRAINING
 
 
+def task_chunks(num_tasks: int, num_workers: int) -> list[np.ndarray]:
+    """Contiguous, non-empty chunks of task positions, one per worker (at most ``num_workers``)."""
+    return [c for c in np.array_split(np.arange(num_tasks), num_workers) if len(c)]
+
+
 def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], task_arrays: tuple[np.ndarray, ...],
             task_positions: Sequence[int], episodes_per_task: int, environment: FamilyEnvironment,
             key: RolloutKey) -> EpisodeBatch:
