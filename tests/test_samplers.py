@@ -162,7 +162,6 @@ def test_episodes_do_not_depend_on_how_tasks_are_split(hidden, episodes) -> None
     # Regression: with 3 episodes per task a task's observations started at an unaligned offset
     # of the shared buffer, and the matmul kernels rounded them differently than in a worker
     # stepping that task alone (episodes differed in the last bits between worker counts).
-    import numpy as np
 
     from maml_rl.episode import EpisodeBatch
     from maml_rl.samplers.rollout import RolloutKey, rollout, task_chunks
