@@ -42,6 +42,7 @@ from maml_rl.training import environment_of
 from maml_rl.model_archive import check_output_path
 from maml_rl.ppo_baseline import ModelFileError
 from maml_rl.distribution import format_summary, random_tasks
+from maml_rl.tracking import check_extras, log_evaluation
 from maml_rl.verification import format_overall, format_table, verification_figure
 
 DEFAULT_MODEL = default_model_path("ppo")
@@ -84,12 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="with --train: replace an existing model file")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--show", action="store_true", help="also open the figure in a window")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write the evaluation (per task and controller) and its figure as TensorBoard "
+                             "events to <model file stem>_tensorboard/ (extra 'tensorboard')")
     args = parser.parse_args(argv)
     if args.show:
         enable_show()
     torch.set_num_threads(1)
     if args.random_tasks is not None and args.train:
         parser.error("--random-tasks applies to --test (an agent trains on one task)")
+    check_extras("", args.tensorboard)
     config = load_config(args.config)
     env = environment_of(config)
     tasks = (random_tasks(env, args.random_tasks, args.seed) if args.random_tasks is not None
@@ -131,6 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_overall(results, labels))
     verification_figure(results, figure, label, style=env.figure_style)
     print(f"figure: {figure}")
+    if args.tensorboard:
+        board_folder = path.with_name(f"{path.stem}_tensorboard")
+        log_evaluation(board_folder, "train" if args.train else "test", results, figure,
+                       int(model.num_timesteps) if args.train else 0)
+        print(f"tensorboard: {board_folder}")
     show_all()
     return 0
 

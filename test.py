@@ -25,7 +25,7 @@ from typing import Sequence
 
 from maml_rl import load_policy
 from maml_rl.adaptation import EvaluationPoint, adapt, adaptation_sampler
-from maml_rl.cli import add_run_arguments, positive_int, run_main
+from maml_rl.cli import add_run_arguments, add_scale_out_arguments, positive_int, run_main
 from maml_rl.config import load_config
 from maml_rl.console import progress, say
 from maml_rl.distribution import distribution_figure, format_summary, random_tasks, summary_dict
@@ -33,6 +33,7 @@ from maml_rl.envs.tasks import select_tasks
 from maml_rl.plotting import enable_show, show_all
 from maml_rl.progress import adaptation_progress_figure
 from maml_rl.runio import MetricsLog, prepare_new_run, run_folder, write_yaml
+from maml_rl.tracking import check_extras, open_log
 from maml_rl.training import check_policy_fits, environment_of, make_policy
 from maml_rl.verification import verification_figure
 
@@ -56,13 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="episodes per evaluation (default: the family's, AWAKE 200, ARES-EA 10)")
     parser.add_argument("--plot-interval", type=positive_int, default=5, help="evaluate every N batches (default: 5)")
     add_run_arguments(parser, experiment_type="test")
-    parser.add_argument("--num-workers", type=positive_int, default=1,
-                        help="sampler processes (1: in-process vectorised sampler)")
+    add_scale_out_arguments(parser, default_workers=1, default_sampler=None,
+                            sampler_default_help="vectorised for 1 worker, multiprocessing for more")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--show", action="store_true", help="also open the figures in windows")
     args = parser.parse_args(argv)
     if args.show:
         enable_show()
+    if args.ray_address is not None and args.sampler != "ray":
+        parser.error("--ray-address needs --sampler ray")
+    check_extras(args.sampler or "", args.tensorboard)  # before any file is written
     config = load_config(args.config)
     family, env = config.task_family, environment_of(config)
     style = env.figure_style
@@ -81,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         "num_batches": args.num_batches})
     summary_log = MetricsLog.create(folder / "summary.jsonl") if args.random_tasks is not None else None
     start = "meta-policy" if args.use_meta_policy else "random initialisation"
+    board = open_log(args.tensorboard, folder)
 
     def on_evaluation(point: EvaluationPoint) -> None:
         verification_figure(point.evaluations, folder / "figures" / f"verification_batch_{point.batch:04d}.png",
@@ -88,6 +93,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                             style=style)
         adaptation_progress_figure([folder], folder / "figures" / "adaptation_progress.png",
                                    reference_labels=style.reference_labels)
+        if board is not None:
+            board.image("figures/verification", folder / "figures" / f"verification_batch_{point.batch:04d}.png",
+                        point.batch)
+            board.image("figures/adaptation_progress", folder / "figures" / "adaptation_progress.png", point.batch)
+            for ev in point.evaluations:
+                board.row(f"evaluation/task_{ev.task.id}", {"success": ev.policy.success_rate,
+                                                           "mean_length": ev.policy.mean_length,
+                                                           "length_ratio_benchmark": ev.length_ratio(),
+                                                           "interactions": point.interactions}, point.batch)
         if summary_log is not None:
             summary_log.append({"batch": point.batch, "interactions": point.interactions,
                                 **summary_dict(point.evaluations)})
@@ -99,15 +113,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                             for ev in point.evaluations)
         say(f"batch {point.batch:4d}  interactions {point.interactions:7d}  {summary}")
 
-    sampler = adaptation_sampler(config, policy, args.seed, args.num_workers)
+    def on_batch(batch: int, row: dict) -> None:
+        bar.set_postfix(ret=f"{row['train_return']:.2f}")
+        bar.update(1)
+        if board is not None:
+            board.row("adaptation", row, batch)
+
+    sampler = adaptation_sampler(config, policy, args.seed, args.num_workers, args.sampler, args.ray_address)
     bar = progress(args.num_batches, desc="adaptation", unit="batch")
     try:
         adapt(policy, config, tasks, sampler, args.num_batches, folder, num_episodes, args.plot_interval,
-              args.seed, on_evaluation=on_evaluation,
-              progress=lambda b, row: (bar.set_postfix(ret=f"{row['train_return']:.2f}"), bar.update(1)))
+              args.seed, on_evaluation=on_evaluation, progress=on_batch)
     finally:
         bar.close()
         sampler.close()
+        if board is not None:
+            board.close()
     print(f"results: {folder}")
     show_all()
     return 0

@@ -4,16 +4,19 @@
     python train.py                                   # configs/awake.yaml -> awake/maml/train/
     python train.py --experiment-name run2 --seed 3
     python train.py --resume                          # continue an interrupted run
+    python train.py --sampler ray --num-workers 4     # Ray actors (local Ray; --ray-address joins a cluster)
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Sequence
 
-from maml_rl.cli import add_run_arguments, positive_int, run_main
-from maml_rl.samplers import SAMPLERS
+from maml_rl.cli import add_run_arguments, add_scale_out_arguments, positive_int, run_main
+from maml_rl.runio import run_folder
+from maml_rl.samplers import SamplerError
 from maml_rl.training import TrainOptions, train
 
 
@@ -24,9 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_run_arguments(parser, experiment_type="train")
     parser.set_defaults(seed=None)  # --resume takes the run's seed; a different one is refused
     parser.add_argument("--num-batches", type=positive_int, help="override the config's num-batches")
-    parser.add_argument("--sampler", choices=SAMPLERS, default="vectorized",
-                        help="in-process vectorised (default) or multiprocessing")
-    parser.add_argument("--num-workers", type=positive_int, default=2, help="processes of the multiprocessing sampler")
+    add_scale_out_arguments(parser, default_workers=2)
     parser.add_argument("--save-progress-interval", type=positive_int, default=50,
                         help="keep a meta-policy checkpoint every N batches (default: 50)")
     parser.add_argument("--resume", action="store_true", help="continue the run in the run folder")
@@ -36,11 +37,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.experiment_type != "train":
         parser.error("train.py always writes to experiment type 'train'")
-    folder = train(TrainOptions(
-        config=args.config, output_folder=args.output_folder, experiment_name=args.experiment_name, seed=args.seed,
-        num_batches=args.num_batches, sampler=args.sampler, num_workers=args.num_workers,
-        save_progress_interval=args.save_progress_interval, resume=args.resume, overwrite=args.overwrite,
-        progress=not args.no_progress, threads=args.threads))
+    if args.ray_address is not None and args.sampler != "ray":
+        parser.error("--ray-address needs --sampler ray")
+    try:
+        folder = train(TrainOptions(
+            config=args.config, output_folder=args.output_folder, experiment_name=args.experiment_name,
+            seed=args.seed, num_batches=args.num_batches, sampler=args.sampler, num_workers=args.num_workers,
+            save_progress_interval=args.save_progress_interval, resume=args.resume, overwrite=args.overwrite,
+            progress=not args.no_progress, threads=args.threads, ray_address=args.ray_address,
+            tensorboard=args.tensorboard))
+    except SamplerError as exc:  # a dead or failing worker: every completed batch is on disk
+        where = run_folder(args.output_folder, args.experiment_name, "train")
+        print(f"error: sampling failed: {exc}\nevery completed batch is kept in {where}; continue with "
+              f"python train.py --resume --output-folder {args.output_folder} "
+              f"--experiment-name {args.experiment_name}", file=sys.stderr)
+        return 1
     print(f"meta-policy: {folder / 'policy.th'}\nmetrics:     {folder / 'metrics.jsonl'}")
     return 0
 

@@ -47,14 +47,17 @@ def policy_controller(policy: NormalMLPPolicy, params: "dict[str, torch.Tensor] 
     return act
 
 
-def adaptation_sampler(config: Config, policy: NormalMLPPolicy, seed: int, num_workers: int = 1) -> Sampler:
-    """The sampler of test-time adaptation: vectorised (1 worker) or multiprocessing.
+def adaptation_sampler(config: Config, policy: NormalMLPPolicy, seed: int, num_workers: int = 1,
+                       kind: str | None = None, ray_address: str | None = None) -> Sampler:
+    """The sampler of test-time adaptation: ``kind`` (vectorized, multiprocessing, ray), or by
+    default vectorised for 1 worker and multiprocessing for more.
 
     Its episodes draw from the adaptation streams (``PURPOSE_ADAPTATION``), never from the
     streams meta-training used with the same seed, batch and task positions.
     """
-    kind = "multiprocessing" if num_workers > 1 else "vectorized"
-    return make_sampler(kind, make_spec(config, policy, seed, PURPOSE_ADAPTATION), num_workers, policy)
+    if kind is None:
+        kind = "multiprocessing" if num_workers > 1 else "vectorized"
+    return make_sampler(kind, make_spec(config, policy, seed, PURPOSE_ADAPTATION), num_workers, policy, ray_address)
 
 
 @dataclass

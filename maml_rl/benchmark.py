@@ -6,6 +6,7 @@
     python -m maml_rl.benchmark meta --repeats 3        # default meta-training, three runs
     python -m maml_rl.benchmark meta --batches 20 --repeats 3 --other ../base   # side by side
     python -m maml_rl.benchmark ares                    # ARES-EA env steps/s at batch 1, 128, 1024 (extra "ares")
+    python -m maml_rl.benchmark samplers                # samples/s: vectorised, multiprocessing, Ray; 0 and 5 ms/step
 
 ``meta`` runs the meta-training of ``configs/awake.yaml`` exactly as ``train.py`` does (same
 sampler, learner and tasks; no files written), each run in a fresh process
@@ -180,7 +181,8 @@ def bench_meta(config_path: Path, batches: int | None, repeats: int, seed: int, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maml_rl.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("what", nargs="*", help="optics, fvp, meta and/or ares (default: optics, fvp and meta)")
+    parser.add_argument("what", nargs="*",
+                        help="optics, fvp, meta, ares and/or samplers (default: optics, fvp and meta)")
     parser.add_argument("--repeats", type=int, default=None, help="runs (default: 7 for optics, 1 for meta)")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "awake.yaml")
     parser.add_argument("--batches", type=int, default=None, help="meta-batches (default: the config's)")
@@ -190,9 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="another checkout (e.g. a git worktree of an older commit) to time side by side")
     args = parser.parse_args(argv)
     args.what = args.what or ["optics", "fvp", "meta"]
-    unknown = set(args.what) - {"optics", "fvp", "meta", "ares"}
+    unknown = set(args.what) - {"optics", "fvp", "meta", "ares", "samplers"}
     if unknown:
-        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose optics, fvp, meta and/or ares")
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose optics, fvp, meta, ares and/or samplers")
     if args.other is not None and not (args.other / "maml_rl").is_dir():
         parser.error(f"--other {args.other}: no maml_rl package there")
     print(f"machine: {machine()}")
@@ -210,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         bench_ares(repeats=args.repeats or 3, threads=args.threads)
+    if "samplers" in args.what:
+        from maml_rl.benchmark_samplers import run as bench_samplers
+
+        bench_samplers(rounds=args.repeats or 3)
     return 0
 
 

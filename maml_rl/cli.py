@@ -10,13 +10,14 @@ from typing import Callable, Sequence
 from maml_rl.agent_settings import SettingsError
 from maml_rl.checkpoint import PolicyLoadError
 from maml_rl.config import ConfigError
+from maml_rl.distributed import ExtraMissingError
 from maml_rl.envs.lattice import LatticeError
 from maml_rl.envs.tasks import TaskFileError
 from maml_rl.ppo_baseline import ModelFileError
 from maml_rl.runio import RunFolderError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, TaskFileError, PolicyLoadError, RunFolderError,
-                                                LatticeError, ModelFileError, SettingsError)
+                                                LatticeError, ModelFileError, SettingsError, ExtraMissingError)
 
 
 def positive_int(text: str) -> int:
@@ -40,6 +41,23 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment_type: str, exp
     group.add_argument("--experiment-name", default=experiment_name, help=f"default: {experiment_name}")
     group.add_argument("--experiment-type", default=experiment_type, help=f"default: {experiment_type}")
     parser.add_argument("--seed", type=non_negative_int, default=1, help="seed of everything random (default: 1)")
+
+
+def add_scale_out_arguments(parser: argparse.ArgumentParser, default_workers: int, default_sampler: str | None
+                            = "vectorized", sampler_default_help: str = "vectorized") -> None:
+    """--sampler, --num-workers, --ray-address, --tensorboard (train.py, test.py)."""
+    from maml_rl.samplers import SAMPLERS
+
+    parser.add_argument("--sampler", choices=SAMPLERS, default=default_sampler,
+                        help=f"in-process vectorised, multiprocessing, or ray (extra 'ray'); default: "
+                             f"{sampler_default_help}")
+    parser.add_argument("--num-workers", type=positive_int, default=default_workers,
+                        help=f"processes or Ray actors of the multiprocessing/ray sampler (default: {default_workers})")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="Ray sampler: join this cluster (host:port, or auto); default: start a local Ray "
+                             "with --num-workers cores for the run")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard event files to <run folder>/tensorboard (extra 'tensorboard')")
 
 
 def os_error_message(exc: OSError) -> str:

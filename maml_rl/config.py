@@ -14,6 +14,7 @@ from typing import Any, get_origin, get_type_hints
 
 from maml_rl.families import DEFAULT_FAMILY, UnknownFamilyError, get_family
 from maml_rl.families.base import FamilyEnvironment, TaskFamily
+from maml_rl.families.step_cost import with_step_cost
 from maml_rl.utils.yaml_files import load_yaml
 
 
@@ -55,6 +56,8 @@ class Config:
                                      "(optional, 0 = uniform tasks only; maml_rl.curriculum)", default=0.0)
     hard_task_pool: int = _doc("most recently failed tasks kept for revisiting (optional)", default=64)
     family: str = _doc("task family, a folder of maml_rl/families (optional): awake or ares_ea", default=DEFAULT_FAMILY)
+    step_cost_ms: float = _doc("simulated cost of every episode step in milliseconds, a busy-wait standing in for an "
+                               "expensive simulator (optional, 0 = none; maml_rl.families.step_cost)", default=0.0)
 
     @property
     def task_family(self) -> TaskFamily:
@@ -62,8 +65,8 @@ class Config:
         return get_family(self.family)
 
     def environment(self) -> FamilyEnvironment:
-        """The family's environment settings built from ``env-kwargs``."""
-        return self.task_family.environment(self.env_kwargs)
+        """The family's environment settings built from ``env-kwargs`` (with ``step-cost-ms``, if set)."""
+        return with_step_cost(self.task_family.environment(self.env_kwargs), self.step_cost_ms)
 
     def to_yaml_dict(self) -> dict[str, Any]:
         return {f.name.replace("_", "-"): getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -124,6 +127,7 @@ def _check_values(config: Config, where: str) -> None:
         ("adv-std-floor", config.adv_std_floor >= 0, "must be >= 0"),
         ("hard-task-fraction", 0 <= config.hard_task_fraction < 1, "must lie in [0, 1)"),
         ("hard-task-pool", config.hard_task_pool >= 1, "must be >= 1"),
+        ("step-cost-ms", 0 <= config.step_cost_ms < float("inf"), "must be >= 0"),
     ]
     for key, ok, message in checks:
         if not ok:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -24,6 +24,7 @@ from maml_rl.policies import NormalMLPPolicy
 from maml_rl.runio import MetricsLog, RunFolderError, prepare_new_run, run_folder, write_yaml
 from maml_rl.samplers import Sampler, SamplerSpec, make_sampler
 from maml_rl.seeding import PURPOSE_TRAINING, revisit_rng, task_rng
+from maml_rl.tracking import check_extras, open_log
 from maml_rl.utils.yaml_files import load_yaml
 
 DEFAULT_CONFIG = Path("configs/awake.yaml")
@@ -49,6 +50,10 @@ class TrainOptions:
     overwrite: bool = False
     progress: bool = True
     threads: int = 1
+    ray_address: str | None = None  # Ray sampler: cluster to join (None: a local Ray for the run)
+    tensorboard: bool = False  # also write the metrics as TensorBoard scalars (<run folder>/tensorboard)
+    # Called after every saved batch with its metrics row and the policy (Ray Tune reports from here).
+    on_batch: Callable[[dict[str, Any], NormalMLPPolicy], None] | None = None
 
 
 def environment_of(config: Config) -> FamilyEnvironment:
@@ -144,6 +149,7 @@ def train(options: TrainOptions) -> Path:
         raise ConfigError("--save-progress-interval must be >= 1")
     if options.num_batches is not None and options.num_batches < 1:
         raise ConfigError("--num-batches must be >= 1")
+    check_extras(options.sampler, options.tensorboard)  # before any file is written
     torch.set_num_threads(options.threads)
     folder = run_folder(options.output_folder, options.experiment_name, "train")
     if options.resume:
@@ -174,7 +180,9 @@ def train(options: TrainOptions) -> Path:
         policy.load_state_dict(state["state_dict"])
         set_rng_state(state["rng"])
     learner = make_learner(config, policy)
-    sampler: Sampler = make_sampler(options.sampler, make_spec(config, policy, seed), options.num_workers, policy)
+    sampler: Sampler = make_sampler(options.sampler, make_spec(config, policy, seed), options.num_workers, policy,
+                                    options.ray_address)
+    board = open_log(options.tensorboard, folder)
     env = environment_of(config)
     # Cumulative cost of the meta-training, carried across resumes (stored with every policy).
     interactions = sum(int(row["interactions"]) for row in rows)
@@ -195,11 +203,17 @@ def train(options: TrainOptions) -> Path:
             save_policy(folder / POLICY_FILE, policy, meta, rng=True)  # latest policy = training state
             if (batch + 1) % options.save_progress_interval == 0 or batch + 1 == num_batches:
                 save_policy(folder / "checkpoints" / f"policy_batch_{batch + 1:05d}.th", policy, meta)
+            if board is not None:
+                board.row("train", row, batch)
+            if options.on_batch is not None:
+                options.on_batch(row, policy)
             bar.set_postfix(_postfix(row), refresh=False)
             bar.update(1)
     finally:
         bar.close()
         sampler.close()
+        if board is not None:
+            board.close()
     return folder
 
 

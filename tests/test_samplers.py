@@ -155,3 +155,25 @@ def test_adaptation_draws_from_its_own_streams(policy) -> None:
     legacy = np.random.Generator(np.random.Philox(key=[(5 << 24) | 3, ((((2 << 16) | 4) << 16 | 6) << 8)]))
     assert episode_rng(5, 3, 2, 4, 6).random() == legacy.random()
     assert episode_rng(5, 3, 2, 4, 6, purpose=PURPOSE_ADAPTATION).random() != episode_rng(5, 3, 2, 4, 6).random()
+
+
+@pytest.mark.parametrize("hidden,episodes", [(16, 3), (20, 3)])
+def test_episodes_do_not_depend_on_how_tasks_are_split(hidden, episodes) -> None:
+    # Regression: with 3 episodes per task a task's observations started at an unaligned offset
+    # of the shared buffer, and the matmul kernels rounded them differently than in a worker
+    # stepping that task alone (episodes differed in the last bits between worker counts).
+
+    from maml_rl.episode import EpisodeBatch
+    from maml_rl.samplers.rollout import RolloutKey, rollout, task_chunks
+
+    torch.manual_seed(hidden)
+    policy = NormalMLPPolicy(10, 10, hidden_sizes=(hidden, hidden))
+    spec = make_spec(policy, episodes=episodes, max_time=20)
+    tasks = sample_tasks(task_rng(5, 2), 5)
+    params = stack_params({n: p.detach() for n, p in policy.named_parameters()}, 5)
+    arrays, key = spec.environment.task_arrays(tasks), RolloutKey(5, 0, 0)
+    whole = VectorizedSampler(spec, policy).sample(params, tasks, 0, 0)
+    for workers in (2, 3, 5):
+        parts = [rollout(policy, {n: p[c[0]:c[-1] + 1] for n, p in params.items()}, tuple(a[c] for a in arrays), c,
+                         episodes, spec.environment, key) for c in task_chunks(5, workers)]
+        assert_same_episodes(EpisodeBatch.concatenate(parts), whole)

@@ -18,12 +18,11 @@ import traceback
 from multiprocessing.connection import Connection, wait
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from maml_rl.episode import EpisodeBatch
 from maml_rl.samplers.base import SamplerSpec
-from maml_rl.samplers.rollout import RolloutKey, rollout
+from maml_rl.samplers.rollout import RolloutKey, rollout, task_chunks
 
 
 class SamplerError(RuntimeError):
@@ -119,7 +118,7 @@ class MultiprocessingSampler:
         arrays = {name: p.detach().numpy() for name, p in params.items()}
         task_data = self.spec.environment.task_arrays(tasks)
         key = RolloutKey(self.spec.seed, batch, round_index, self.spec.purpose)
-        chunks = [c for c in np.array_split(np.arange(len(tasks)), self.num_workers) if len(c)]
+        chunks = task_chunks(len(tasks), self.num_workers)
         try:
             try:
                 for worker, chunk in enumerate(chunks):

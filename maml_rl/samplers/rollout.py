@@ -20,6 +20,7 @@ from maml_rl.policies.normal_mlp import NormalMLPPolicy
 from maml_rl.seeding import PURPOSE_TRAINING, episode_rng
 
 NOISE_CHUNK = 32  # action noise is drawn 32 steps at a time per episode
+ALIGN = 16  # float32 values per 64 bytes
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class RolloutKey:
     batch: int
     round_index: int
     purpose: int = PURPOSE_TRAINING
+
+
+def task_chunks(num_tasks: int, num_workers: int) -> list[np.ndarray]:
+    """Contiguous, non-empty chunks of task positions, one per worker (at most ``num_workers``)."""
+    return [c for c in np.array_split(np.arange(num_tasks), num_workers) if len(c)]
 
 
 def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], task_arrays: tuple[np.ndarray, ...],
@@ -56,7 +62,9 @@ def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], task_ar
     """
     k, b = len(task_positions), episodes_per_task
     obs_dim, act_dim = environment.obs_dim, environment.act_dim
-    params = {name: p.detach().contiguous() for name, p in params.items()}
+    # A copy in the standard layout: a stacked view (stride 0 along K, even for K = 1) or a worker's
+    # slice would otherwise pick other matmul kernels, with other rounding, than a copy sent to a process.
+    params = {name: p.detach().clone(memory_format=torch.contiguous_format) for name, p in params.items()}
     n = k * b
 
     def streams(stream: int) -> list[np.random.Generator]:
@@ -79,6 +87,11 @@ def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], task_ar
     success = np.zeros(n, dtype=bool)
     obs_buf[0] = first_obs
     eps = np.zeros((n, NOISE_CHUNK, act_dim), dtype=np.float32)
+    # The policy's input, each task's block starting on a 64-byte boundary: CPU matmul kernels
+    # round differently for unaligned rows, and a task's offset in a view of obs_buf depends on
+    # how many tasks and episodes this process steps (so episodes would depend on the worker count).
+    block = -(-b * obs_dim // ALIGN) * ALIGN
+    obs_in = torch.zeros(k * block).as_strided((k, b, obs_dim), (block, obs_dim, 1))
     t = 0
     with torch.inference_mode():  # no autograd bookkeeping on the per-step tensors
         mean_of = policy.stacked_mean_function(params)
@@ -88,7 +101,8 @@ def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], task_ar
                 for i in np.flatnonzero(~env.done):
                     eps[i] = rngs[i].standard_normal((NOISE_CHUNK, act_dim))
                 scaled_noise = std * torch.from_numpy(eps).view(k, b, NOISE_CHUNK, act_dim)  # sigma eps, per chunk
-            mean = mean_of(torch.from_numpy(obs_buf[t].reshape(k, b, obs_dim)))
+            obs_in.copy_(torch.from_numpy(obs_buf[t].reshape(k, b, obs_dim)))
+            mean = mean_of(obs_in)
             actions = (mean + scaled_noise[:, :, t % NOISE_CHUNK]).reshape(n, act_dim).numpy()
             with torch.inference_mode(False):  # a family may step with torch (Cheetah caches need normal tensors)
                 step = env.step(actions.astype(np.float64))
