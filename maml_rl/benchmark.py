@@ -108,10 +108,44 @@ def bench_fvp(config_path: Path, seed: int, threads: int, batches: Sequence[int]
                 fn()
                 times[name].append(time.perf_counter() - start)
         fvp, fb = statistics.median(times["fvp"]), statistics.median(times["fb"])
+        rows = steps.mask.numel()
+        flops = fvp_flops(rows, [policy.input_size, *policy.hidden_sizes, policy.output_size])
+        hidden = policy.hidden_sizes[-1]
+        gemm = gemm_gflops(rows, hidden, repeats)
         print(f"batch {batch}: {int(steps.mask.sum())} validation steps of {steps.num_tasks} tasks "
               f"({steps.mask.shape[0]} blocks of {steps.mask.shape[1]}): Fisher-vector product "
               f"{fvp * 1e3:.2f} ms, forward+backward {fb * 1e3:.2f} ms, ratio {fvp / fb:.2f} "
               f"(medians of {repeats}, one process)")
+        print(f"  arithmetic: {flops / 1e6:.1f} MFlop per product = {flops / fvp / 1e9:.0f} GFlop/s; one "
+              f"({rows} x {hidden}) @ ({hidden} x {hidden}) product alone runs at {gemm:.0f} GFlop/s here; "
+              f"{learner.cg_iters + 1} products at that rate take at least "
+              f"{(learner.cg_iters + 1) * flops / gemm / 1e9 * 1e3:.0f} ms per TRPO step")
+    print(f"  reference: 1024 x 1024 float32 matrix product {gemm_gflops(1024, 1024, 5):.0f} GFlop/s "
+          f"({threads} thread(s))")
+
+
+def fvp_flops(rows: int, widths: Sequence[int]) -> float:
+    """Floating-point operations of one Fisher-vector product over ``rows`` block rows.
+
+    Per row and layer l (d_{l-1} -> d_l): the forward tangent costs one product of the
+    parameter direction (d_{l-1} d_l) and, after the first layer, one through the layer's
+    weights (d_{l-1} d_l); the reverse pass one product for the weight gradient and, except
+    for the first layer, one to carry the cotangent back: 2 * sum of those multiply-adds.
+    """
+    macs = 0
+    for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        per_layer = fan_in * fan_out
+        macs += per_layer * (2 if index == 0 else 4)
+    return 2.0 * rows * macs
+
+
+def gemm_gflops(rows: int, width: int, repeats: int) -> float:
+    """Measured GFlop/s of one float32 (rows x width) @ (width x width) product (median)."""
+    import torch
+
+    a, b = torch.randn(rows, width), torch.randn(width, width)
+    median, _ = median_time(lambda: torch.mm(a, b), max(repeats, 5))
+    return 2.0 * rows * width * width / median / 1e9
 
 
 # ---------------------------------------------------------------------------- meta-training

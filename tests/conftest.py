@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import maml_rl  # noqa: F401  (sets MKL_CBWR before any matrix product runs; see maml_rl/__init__.py)
+
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import torch
 
 from maml_rl.episode import pack_steps
 from maml_rl.policies import NormalMLPPolicy
-from maml_rl.utils.blocks import step_blocks
+from maml_rl.utils.blocks import adaptive_block_size, step_blocks
 from maml_rl.utils.torch_utils import masked_mean
 
 
@@ -91,3 +91,24 @@ def test_fisher_product_on_blocks_equals_padded_layout() -> None:
     blocked = policy.fisher_vector_product(blocks.observations, blocks.gather(stacked),
                                            blocks.task_mean_weights() / 3)(vector)
     torch.testing.assert_close(blocked, padded, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("counts", "expected"), [
+    ([217] * 8, 64),            # early training: a quarter of 217 is 54 -> 64
+    ([36, 40, 30, 36] * 2, 8),  # late training: a quarter of 36 is 9 -> 8, floored to 16 below
+    ([1000, 3, 3], 1),          # median 3
+    ([0, 0], 1),
+])
+def test_adaptive_block_size_follows_a_quarter_of_the_median_count(counts: list[int], expected: int) -> None:
+    counts_tensor = torch.tensor(counts)
+    assert adaptive_block_size(counts_tensor, largest=64, smallest=16) == min(max(expected, 16), 64)
+    assert adaptive_block_size(counts_tensor, largest=1024, smallest=1) == expected
+    assert adaptive_block_size(counts_tensor, largest=4, smallest=16) == 4  # a smaller largest wins
+
+
+def test_adaptive_blocks_cut_padding_late_in_training() -> None:
+    counts = [36, 40, 30, 36, 33, 35, 38, 35]  # 283 valid steps, as after ~400 default batches
+    mask, obs, actions, advantages = packed_data(counts, 40)
+    size = adaptive_block_size(mask.sum(1))
+    rows = step_blocks(mask, obs, actions, advantages, size).mask.numel()
+    assert size == 16 and rows == 368 < step_blocks(mask, obs, actions, advantages, 64).mask.numel() == 512

@@ -278,9 +278,11 @@ class NAFNetwork(nn.Module):
         return out.value + advantage(out.mu, out.chol, actions)
 
     def precision(self, obs: torch.Tensor) -> torch.Tensor:
-        """P(s) = L(s) L(s)^T, (B, d, d)."""
+        """P(s) = L(s) L(s)^T, (B, d, d), exactly symmetric."""
         chol = self(obs).chol
-        return chol @ chol.transpose(-1, -2)
+        product = chol @ chol.transpose(-1, -2)
+        # A batched matmul need not round (i, j) and (j, i) alike; the mean of the two is symmetric bitwise.
+        return 0.5 * (product + product.transpose(-1, -2))
 
 
 def td_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_values: torch.Tensor,

@@ -43,7 +43,7 @@ from maml_rl.baseline import LinearFeatureBaseline
 from maml_rl.episode import EpisodeBatch
 from maml_rl.policies.normal_mlp import NormalMLPPolicy, gaussian_kl, gaussian_log_prob
 from maml_rl.samplers.base import Sampler
-from maml_rl.utils.blocks import DEFAULT_BLOCK_SIZE, StepBlocks, step_blocks
+from maml_rl.utils.blocks import DEFAULT_BLOCK_SIZE, StepBlocks, adaptive_block_size, step_blocks
 from maml_rl.utils.optimization import conjugate_gradient
 from maml_rl.utils.torch_utils import flat, fresh_leaves, stack_params
 
@@ -116,8 +116,9 @@ class MAMLTRPO:
         Floor of the per-task standard deviation that normalises the advantages (0: plain
         normalisation); see ``maml_rl.episode.normalize_per_task``.
     block_size
-        Rows per block of valid steps in losses and Fisher products (``maml_rl.utils.blocks``;
-        changes only the floating-point summation order).
+        Largest number of rows per block of valid steps in losses and Fisher products; each
+        batch uses ``maml_rl.utils.blocks.adaptive_block_size`` of its step counts (changes
+        only the floating-point summation order).
     """
 
     def __init__(self, policy: NormalMLPPolicy, fast_lr: float = 0.5, num_steps: int = 1,
@@ -145,7 +146,8 @@ class MAMLTRPO:
         cached = self._blocks.get(id(batch))
         if cached is not None and cached[0] is packed:
             return cached[1]
-        blocks = step_blocks(packed.mask, packed.observations, packed.actions, packed.advantages, self.block_size)
+        size = adaptive_block_size(packed.mask.sum(1), self.block_size)
+        blocks = step_blocks(packed.mask, packed.observations, packed.actions, packed.advantages, size)
         self._blocks[id(batch)] = (packed, blocks)  # holding ``packed`` keeps the identity check sound
         while len(self._blocks) > 4 * (self.num_steps + 1):  # this and the previous meta-batches
             del self._blocks[next(iter(self._blocks))]

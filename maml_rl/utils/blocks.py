@@ -14,6 +14,7 @@ differs from the padded layout.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,7 +23,27 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-DEFAULT_BLOCK_SIZE = 64  # rows per block: < 64 padded rows per task, blocks still large for GEMM
+DEFAULT_BLOCK_SIZE = 64  # largest rows per block: blocks still large for GEMM
+MIN_BLOCK_SIZE = 16
+
+
+def adaptive_block_size(counts: torch.Tensor, largest: int = DEFAULT_BLOCK_SIZE,
+                        smallest: int = MIN_BLOCK_SIZE) -> int:
+    """Rows per block for tasks with ``counts`` valid steps: the power of two nearest to a
+    quarter of the median count, within [smallest, largest] (``largest`` if it is smaller).
+
+    Padding is below one block per task, so it stays a fraction of at most about a quarter
+    to a half of a task's steps: early in training (hundreds of steps per task) the blocks
+    are large for the matrix products; late (episodes of 2-3 steps, about 36 steps per
+    task) 16-row blocks leave about 350-370 rows where 64-row blocks leave 512 for 283 valid steps,
+    and the Fisher-vector product, the inner steps and the surrogate shrink with them.
+    Only the floating-point summation order depends on the choice.
+    """
+    if largest <= smallest:
+        return max(int(largest), 1)
+    quarter = max(float(counts.double().median()) / 4.0, 1.0)
+    size = 2 ** round(math.log2(quarter))
+    return int(min(max(size, smallest), largest))
 
 
 @dataclass(frozen=True)
