@@ -121,9 +121,10 @@ def run_trial(sample: dict[str, Any], settings: SearchSettings, folder: str) -> 
         tune.report(result)
 
     try:
-        train(TrainOptions(config=None if resume else config_path, output_folder=trial_folder.parent, experiment_name=trial_folder.name,
-                           seed=settings.seed if not resume else None, num_batches=settings.num_batches,
-                           resume=resume, progress=False, tensorboard=settings.tensorboard, on_batch=on_batch))
+        train(TrainOptions(config=None if resume else config_path, output_folder=trial_folder.parent,
+                           experiment_name=trial_folder.name, seed=None if resume else settings.seed,
+                           num_batches=settings.num_batches, resume=resume, progress=False,
+                           tensorboard=settings.tensorboard, on_batch=on_batch))
     finally:
         if board is not None:
             board.close()

@@ -134,6 +134,9 @@ def format_records(records: Sequence[TrialRecord], budget: int) -> str:
     lines = [f"{'trial':>14s} {'status':>10s} {'batches':>7s} {'early':>5s} {'val_return':>10s} {'val_success':>11s}"]
     for r in records:
         ret, success = r.last("val_return"), r.last("val_success")
-        lines.append(f"{r.trial_id:>14s} {r.status:>10s} {r.batches:7d} {'yes' if r.stopped_early(budget) else 'no':>5s} "
-                     f"{'-' if ret is None else f'{ret:10.2f}':>10s} {'-' if success is None else f'{success:11.2f}':>11s}")
+        early = "yes" if r.stopped_early(budget) else "no"
+        ret_text = "-" if ret is None else f"{ret:.2f}"
+        success_text = "-" if success is None else f"{success:.2f}"
+        lines.append(f"{r.trial_id:>14s} {r.status:>10s} {r.batches:7d} {early:>5s} {ret_text:>10s} "
+                     f"{success_text:>11s}")
     return "\n".join(lines)
