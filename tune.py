@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     require("ray.tune", "ray", "tune.py")
     from maml_rl.distributed.search_space import DEFAULT_SPACE, load_space, space_to_dict
     from maml_rl.distributed.tune import SearchSettings, prepare_search, run_search
-    from maml_rl.distributed.tune_report import format_records, write_outputs
+    from maml_rl.distributed.tune_report import finished, format_records, write_outputs
     from maml_rl.tracking import check_extras
 
     check_extras("", args.tensorboard)
@@ -89,18 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             eval_every=args.eval_every, grace_period=args.grace_period or args.eval_every,
             reduction_factor=args.reduction_factor, tensorboard=args.tensorboard)
     settings = prepare_search(settings, folder, args.resume, args.overwrite)
-    outcome = run_search(settings, folder, resume=args.resume, ray_address=args.ray_address)
-    records, best = write_outputs(outcome.folder, settings)
+    where = run_search(settings, folder, resume=args.resume, ray_address=args.ray_address)
+    records, best = write_outputs(where, settings)
     print(format_records(records, settings.num_batches))
-    print(f"results: {outcome.folder / 'results.csv'}\ncurves:  {outcome.folder / 'curves.png'}")
+    print(f"results: {where / 'results.csv'}\ncurves:  {where / 'curves.png'}")
     if best is not None:
-        print(f"best:    {outcome.folder / 'best_config.yaml'} (trial {best.trial_id})")
-    if not outcome.finished:
+        print(f"best:    {where / 'best_config.yaml'} (trial {best.trial_id})")
+    if not finished(records, settings):
         print(f"the search was interrupted; continue it with python tune.py --resume --output-folder "
               f"{args.output_folder} --experiment-name {args.experiment_name}", file=sys.stderr)
         return 130
-    if outcome.errors:
-        print(f"error: {outcome.errors} trial(s) failed; see {outcome.folder / 'ray'}", file=sys.stderr)
+    failed = [r.trial_id for r in records if r.status == "ERROR"]
+    if failed:
+        print(f"error: trial(s) {', '.join(failed)} failed; see their error files in {where / 'ray'}", file=sys.stderr)
         return 1
     return 0
 

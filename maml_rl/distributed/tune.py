@@ -20,7 +20,8 @@ seed too (common random numbers: trials differ by their hyper-parameters only).
 
 Layout of a search folder (``<output-folder>/<experiment-name>/tune``): ``search.yaml``
 (the settings, read back by ``--resume``), ``ray/`` (Tune's experiment state, restored by
-``Tuner.restore``), ``trials/`` and the outputs ``results.csv``, ``curves.png`` and
+``Tuner.restore``), ``asha_rungs.json`` (the scheduler's rungs, ``maml_rl.distributed.scheduler``),
+``trials/`` and the outputs ``results.csv``, ``curves.png`` and
 ``best_config.yaml`` (``maml_rl.distributed.tune_report``).
 """
 
@@ -41,6 +42,7 @@ from maml_rl.utils.yaml_files import load_yaml
 
 METRIC, MODE, TIME_ATTR = "val_return", "max", "batch"
 SETTINGS_FILE, TUNE_FOLDER, TRIALS_FOLDER, VALIDATION_FILE = "search.yaml", "ray", "trials", "validation.jsonl"
+RUNGS_FILE = "asha_rungs.json"
 
 
 @dataclass
@@ -148,8 +150,9 @@ def check_settings(settings: SearchSettings) -> None:
 
 def _tuner(settings: SearchSettings, folder: Path, resume: bool) -> Any:
     tune = require("ray.tune", "ray", "tune.py")
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import BasicVariantGenerator
+
+    from maml_rl.distributed.scheduler import ResumableASHA
 
     trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings, folder=str(folder)),
                                     {"cpu": 1})
@@ -159,8 +162,8 @@ def _tuner(settings: SearchSettings, folder: Path, resume: bool) -> Any:
             raise RunFolderError(f"nothing to resume: no Ray Tune experiment in {experiment}")
         return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True,
                                   resume_errored=True)
-    scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=settings.num_batches, grace_period=settings.grace_period,
-                              reduction_factor=settings.reduction_factor)
+    scheduler = ResumableASHA(folder / RUNGS_FILE, time_attr=TIME_ATTR, max_t=settings.num_batches,
+                              grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
     return tune.Tuner(
         trainable, param_space=to_tune(space_from_dict(settings.space, "search space")),
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler,
@@ -169,15 +172,6 @@ def _tuner(settings: SearchSettings, folder: Path, resume: bool) -> Any:
                                     max_concurrent_trials=settings.max_concurrent),
         run_config=tune.RunConfig(name=TUNE_FOLDER, storage_path=str(folder), verbose=1,
                                   failure_config=tune.FailureConfig(max_failures=0)))
-
-
-@dataclass
-class SearchOutcome:
-    """What ``run_search`` left: the search folder and whether every trial has finished."""
-
-    folder: Path
-    finished: bool
-    errors: int
 
 
 def prepare_search(settings: SearchSettings | None, folder: Path, resume: bool, overwrite: bool) -> SearchSettings:
@@ -196,21 +190,21 @@ def prepare_search(settings: SearchSettings | None, folder: Path, resume: bool, 
 
 
 def run_search(settings: SearchSettings, folder: Path, resume: bool = False,
-               ray_address: str | None = None) -> SearchOutcome:
+               ray_address: str | None = None) -> Path:
     """Run (or, with ``resume``, continue via ``Tuner.restore``) the search in ``folder``.
 
     Without ``ray_address`` a local Ray with ``max_concurrent`` cores runs the trials and is
     shut down at the end; with one the search joins that cluster (run folders are written
     by the trials where they run: on several machines ``folder`` must be shared storage).
-    Interrupting it (Ctrl-C) lets Tune save its state and return; ``finished`` is then False.
+    Interrupting it (Ctrl-C) lets Tune save its state and return (``tune_report.finished``
+    tells). Returns the (absolute) search folder.
     """
     from maml_rl.distributed.runtime import RaySession
 
     folder = Path(folder).resolve()  # trials run in their own working folders
     session = RaySession.connect(ray_address, num_cpus=settings.max_concurrent, feature="tune.py")
     try:
-        grid = _tuner(settings, folder, resume).fit()
+        _tuner(settings, folder, resume).fit()
     finally:
         session.close()
-    finished = grid.num_terminated + grid.num_errors >= settings.num_samples
-    return SearchOutcome(folder, finished, grid.num_errors)
+    return folder

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
+
+from matplotlib.ticker import MaxNLocator
 
 from maml_rl.distributed.search_space import flatten, key_name
 from maml_rl.distributed.tune import METRIC, TRIALS_FOLDER, TUNE_FOLDER, VALIDATION_FILE, SearchSettings
@@ -59,6 +62,8 @@ def collect(folder: Path) -> list[TrialRecord]:
     """Every trial of the search in ``folder``, in Tune's order (pending ones with 0 batches)."""
     from ray.tune import ExperimentAnalysis
 
+    # Its warnings about trials without results yet (pending ones) are not news here.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     trials = ExperimentAnalysis(str(folder / TUNE_FOLDER)).trials
     records = []
     for trial in sorted(trials, key=lambda t: t.trial_id):
@@ -72,6 +77,11 @@ def collect(folder: Path) -> list[TrialRecord]:
             validation=read_metrics(validation, tolerate_torn_tail=True) if validation.is_file() else [],
             folder=own / "train"))
     return records
+
+
+def finished(records: Sequence[TrialRecord], settings: SearchSettings) -> bool:
+    """Whether every trial of the search has ended (an interrupted search has pending ones)."""
+    return len(records) == settings.num_samples and all(r.status in ("TERMINATED", "ERROR") for r in records)
 
 
 def best_trial(records: Sequence[TrialRecord]) -> TrialRecord | None:
@@ -110,6 +120,8 @@ def curves_figure(records: Sequence[TrialRecord], best: TrialRecord | None, path
                        color=f"C{index % 10}", label=label, **style)
         ax_success.plot(batches, [row["val_success"] for row in r.validation], marker="o", ms=3,
                         color=f"C{index % 10}", **style)
+    for ax in (ax_return, ax_success):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_return.set(xlabel="meta-batch", ylabel="validation return after adaptation (ASHA metric)")
     ax_success.set(xlabel="meta-batch", ylabel="validation success after adaptation", ylim=(-0.02, 1.02))
     if any(r.validation for r in records):
