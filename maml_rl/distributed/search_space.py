@@ -46,7 +46,7 @@ class Dimension:
             return [self.args[0]]
         if self.kind == "randint":
             return [self.args[0], self.args[1] - 1]
-        return [self.args[0], self.args[1]]
+        return [float(self.args[0]), float(self.args[1])]  # continuous draws are floats
 
     def to_tune(self) -> Any:
         """The Ray Tune domain (``tune.loguniform`` ...), or the fixed value itself."""
