@@ -28,6 +28,10 @@ from maml_rl.plotting import new_figure, save_figure
 # b < 2**24; this key's second word is >= 2**24, so the two streams never coincide.
 EVALUATION_STREAM = 0xE7A15EED
 RANDOM_TASK_FIRST_ID = 1_000_000  # ids (they key evaluation states) apart from training's
+# Validation tasks of a hyper-parameter search (tune.py): another stream of the same kind and
+# other ids, so a search never selects on the tasks test.py --random-tasks reports.
+VALIDATION_STREAM = 0x5A11DA7E
+VALIDATION_TASK_FIRST_ID = 2_000_000
 SUCCESS_GOOD = 0.95
 RATIO_TICKS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0, 20.0, 30.0, 50.0, 100.0)
 CONTROLLERS = ("policy", "nominal", "benchmark", "limit")
@@ -51,6 +55,15 @@ def random_tasks(environment: Any, n: int, seed: int) -> list[Any]:
         raise ValueError(f"need at least one random task, got {n}")
     rng = np.random.default_rng([seed, EVALUATION_STREAM, 0])
     return environment.sample_tasks(rng, n, first_id=RANDOM_TASK_FIRST_ID)
+
+
+def validation_tasks(environment: Any, n: int, seed: int) -> list[Any]:
+    """``n`` tasks of the distribution on which a hyper-parameter search selects (``tune.py``):
+    fixed by ``seed``, disjoint streams from meta-training's and from ``random_tasks``'."""
+    if n < 1:
+        raise ValueError(f"need at least one validation task, got {n}")
+    rng = np.random.default_rng([seed, VALIDATION_STREAM, 0])
+    return environment.sample_tasks(rng, n, first_id=VALIDATION_TASK_FIRST_ID)
 
 
 @dataclass(frozen=True)

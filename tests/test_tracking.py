@@ -11,6 +11,7 @@ pytest.importorskip("tensorboard")
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
+from conftest import REPO  # noqa: E402
 from test_ray import tiny_config  # noqa: E402
 
 
@@ -50,3 +51,33 @@ def test_train_and_test_write_scalars_and_figures(tmp_path) -> None:
     assert "figures/verification" in images and "figures/adaptation_progress" in images
     image = board.Images("figures/verification")[-1]
     assert image.step == 2 and image.width > 100 and image.height > 100
+
+
+def test_ppo_writes_the_evaluation_scalars_and_figure(tmp_path, capsys) -> None:
+    import ppo as ppo_script
+
+    model = tmp_path / "ppo" / "agent.zip"
+    assert ppo_script.main(["--train", "--task-id", "1", "--steps", "64", "--num-episodes", "4", "--no-progress",
+                            "--output-file", str(model), "--tensorboard"]) == 0
+    board = events(tmp_path / "ppo" / "agent_tensorboard")
+    tags = set(board.Tags()["scalars"])
+    printed = capsys.readouterr().out
+    for controller in ("policy", "benchmark", "limit"):
+        for key in ("success_rate", "mean_length", "mean_return"):
+            assert f"train/task_1/{controller}_{key}" in tags, (controller, key)
+    # One point, at the agent's trained steps (PPO trains whole rollouts: at least --steps).
+    (point,) = board.Scalars("train/task_1/benchmark_success_rate")
+    assert point.step >= 64 and f"trained {point.step:,} steps" in printed
+    # The benchmark's numbers are those of the evaluation: rerun it independently and compare.
+    from maml_rl.config import load_config
+    from maml_rl.training import environment_of
+
+    from maml_rl.envs.tasks import load_evaluation_tasks
+
+    (length,) = board.Scalars("train/task_1/benchmark_mean_length")
+    env = environment_of(load_config(REPO / "configs" / "awake_evaluation.yaml"))
+    reference = env.evaluate(None, load_evaluation_tasks()[1], 4, 1)  # ppo.py's default --seed 1
+    assert length.value == pytest.approx(reference.benchmark.mean_length)
+    assert point.value == pytest.approx(reference.benchmark.success_rate)
+    (image,) = board.Images("train/figure")
+    assert image.step == point.step and image.width > 100 and image.height > 100
