@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from maml_rl.episode import EpisodeBatch
-from maml_rl.samplers.base import SamplerSpec
+from maml_rl.samplers.base import ClosingSampler, SamplerSpec
 from maml_rl.samplers.multiprocessing import SamplerError
 from maml_rl.samplers.rollout import RolloutKey, rollout, task_chunks
 
@@ -57,7 +57,7 @@ class RolloutWorker:
             return "error", traceback.format_exc()
 
 
-class RaySampler:
+class RaySampler(ClosingSampler):
     """Sampler with ``num_workers`` Ray actors.
 
     Parameters
@@ -153,15 +153,3 @@ class RaySampler:
                 pass
         self._actors = []
         self._session.close()
-
-    def __enter__(self) -> "RaySampler":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass

@@ -50,3 +50,23 @@ class Sampler(Protocol):
     def close(self) -> None:
         """Release resources (idempotent)."""
         ...
+
+
+class ClosingSampler:
+    """Context-manager face of a sampler: ``close`` on leaving a ``with`` block and, best effort,
+    when garbage-collected (worker processes or actors must not outlive a forgotten sampler)."""
+
+    def close(self) -> None:  # pragma: no cover - every sampler overrides it
+        raise NotImplementedError
+
+    def __enter__(self) -> "ClosingSampler":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown, half-built sampler
+            pass

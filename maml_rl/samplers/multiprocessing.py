@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from maml_rl.episode import EpisodeBatch
-from maml_rl.samplers.base import SamplerSpec
+from maml_rl.samplers.base import ClosingSampler, SamplerSpec
 from maml_rl.samplers.rollout import RolloutKey, rollout, task_chunks
 
 
@@ -51,7 +51,7 @@ def _worker(spec: SamplerSpec, conn: Connection) -> None:
             conn.send(("error", traceback.format_exc()))
 
 
-class MultiprocessingSampler:
+class MultiprocessingSampler(ClosingSampler):
     """Sampler with ``num_workers`` spawned processes.
 
     Parameters
@@ -162,15 +162,3 @@ class MultiprocessingSampler:
                 process.join(timeout=2.0)
         for conn in self._conns:
             conn.close()
-
-    def __enter__(self) -> "MultiprocessingSampler":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass

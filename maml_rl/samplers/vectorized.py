@@ -9,11 +9,11 @@ import torch
 
 from maml_rl.episode import EpisodeBatch
 from maml_rl.policies.normal_mlp import NormalMLPPolicy
-from maml_rl.samplers.base import SamplerSpec
+from maml_rl.samplers.base import ClosingSampler, SamplerSpec
 from maml_rl.samplers.rollout import RolloutKey, rollout
 
 
-class VectorizedSampler:
+class VectorizedSampler(ClosingSampler):
     """In-process sampler: one policy forward per time step for the whole meta-batch."""
 
     def __init__(self, spec: SamplerSpec, policy: NormalMLPPolicy | None = None) -> None:
@@ -28,9 +28,3 @@ class VectorizedSampler:
 
     def close(self) -> None:
         pass
-
-    def __enter__(self) -> "VectorizedSampler":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
