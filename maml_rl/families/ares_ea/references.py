@@ -277,7 +277,8 @@ def limit(segment: AresSegment, task: AresTask, target: np.ndarray, initial_magn
 
 @dataclass(frozen=True)
 class OptimiserResult:
-    """Trace of a derivative-free optimiser run (Nelder-Mead, Bayesian optimisation), one entry per interaction (objective evaluation).
+    """Trace of a derivative-free optimiser run (Nelder-Mead, Bayesian optimisation), one entry per
+    interaction (objective evaluation).
 
     Attributes
     ----------
