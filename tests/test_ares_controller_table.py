@@ -61,7 +61,8 @@ def test_every_controller_on_every_task_and_agents_on_their_own_task(records) ->
     for um in (100.0, 20.0):
         for task_id in (0, 1):
             names = [r["controller"] for r in records if r["threshold_um"] == um and r["task_id"] == task_id]
-            assert names == ["Nelder-Mead", "limit", "meta-policy, zero-shot", "meta-policy, adapted", "PPO"]
+            assert names == ["Nelder-Mead", "Bayesian optimisation", "limit", "meta-policy, zero-shot",
+                             "meta-policy, adapted", "PPO"]
             (agent,) = [r for r in records if r["threshold_um"] == um and r["task_id"] == task_id and r["agent"]]
             assert agent["trained_task"] == task_id and agent["agent_seed"] == task_id + 1
 
@@ -148,8 +149,10 @@ def test_command_writes_records_and_tables_and_refuses_to_overwrite(tmp_path, ca
     assert ct.main(argv) == 0
     folder = tmp_path / "ares" / "controllers"
     rows = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
-    assert [r["controller"] for r in rows] == ["Nelder-Mead", "limit", "meta-policy, zero-shot"]
+    assert [r["controller"] for r in rows] == ["Nelder-Mead", "Bayesian optimisation", "limit",
+                                              "meta-policy, zero-shot"]
     assert "| meta-policy, zero-shot | 1 |" in (folder / "tables.md").read_text()
+    assert "| Bayesian optimisation | 1 |" in (folder / "tables.md").read_text()
     assert "success within 100 um, 1 tasks" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:
         ct.run_main(ct.main, argv)

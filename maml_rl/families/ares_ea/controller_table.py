@@ -17,7 +17,8 @@ e])``, the states ``test.py`` and ``ppo.py`` use with the same seed):
 * single-task agents (``--agents``, ``ppo.py`` archives, ``--algo``): on the evaluation tasks
   each agent runs on the task it was trained on; on random tasks (never seen by any agent)
   every agent runs on every task;
-* the references of ``evaluate``: Nelder-Mead with ``max_time`` interactions and the limit.
+* the references of ``evaluate``: Nelder-Mead with ``max_time`` interactions and the limit, and
+  Bayesian optimisation with the same budget on the same states.
 
 A controller's row summarises its tasks as ``results_table`` does: mean over tasks of the
 success rate and of the mean steps (a failure counts ``max_time``), median over tasks of the
@@ -39,7 +40,7 @@ import numpy as np
 from maml_rl.cli import add_run_arguments, positive_int, run_main
 from maml_rl.runio import MetricsLog, RunFolderError, atomic_write_text, prepare_new_run, read_metrics, run_folder
 
-REFERENCES = ("Nelder-Mead", "limit")
+REFERENCES = ("Nelder-Mead", "Bayesian optimisation", "limit")
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,13 @@ def adapted_controllers(folder: Path, tasks: Sequence[Any]) -> dict[int, Callabl
 def compare(environment: Any, tasks: Sequence[Any], thresholds: Sequence[float], n_episodes: int, seed: int,
             meta_policy: Callable | None = None, adapted: dict[int, Callable] | None = None,
             agents: Sequence[Agent] = (), agents_on_own_task: bool = True, agent_label: str = "PPO",
-            log: Callable[[Record], None] | None = None) -> list[Record]:
-    """Every controller on every task at every tolerance [m], from the same initial states."""
+            log: Callable[[Record], None] | None = None, bayesopt: bool = True) -> list[Record]:
+    """Every controller on every task at every tolerance [m], from the same initial states.
+
+    ``bayesopt``: include Bayesian optimisation (a few seconds per episode).
+    """
+    from maml_rl.families.ares_ea.evaluation import bayesopt_stats
+
     records = []
 
     def add(record: Record) -> None:
@@ -131,6 +137,8 @@ def compare(environment: Any, tasks: Sequence[Any], thresholds: Sequence[float],
         for task in tasks:
             ev = env.evaluate(None, task, n_episodes, seed)
             add(_record(um, task.id, "Nelder-Mead", ev.benchmark))
+            if bayesopt:
+                add(_record(um, task.id, "Bayesian optimisation", bayesopt_stats(task, n_episodes, seed, env)))
             add(_record(um, task.id, "limit", ev.limit))
             named = [("meta-policy, zero-shot", meta_policy)] if meta_policy is not None else []
             if adapted is not None:

@@ -17,6 +17,8 @@ two slots of an ``Evaluation``:
   length is the interaction at which it first reached the thresholds (else ``max_time``,
   failed), its return the sum of -O_k / O_0 over those interactions (off-screen readings,
   which end an environment episode but not Nelder-Mead, are left out).
+  ``bayesopt_stats`` measures Bayesian optimisation (``bayesopt.bayesian_optimisation``)
+  the same way on the same states (an extra reference of the controller table).
 
 Every ``ControllerStats`` carries ``final_distance``: the objective O [m] at the end of each
 episode (Nelder-Mead: the best on-screen O it measured within its interactions).
@@ -35,7 +37,8 @@ from maml_rl.evaluation_results import N_RECORDED, Controller, ControllerStats, 
 from maml_rl.families.ares_ea.batched import BatchedAresEA, sample_initial_states
 from maml_rl.families.ares_ea.dynamics import N_MAGNETS
 from maml_rl.families.ares_ea.environment import AresEnvironment, shared_segment
-from maml_rl.families.ares_ea.references import limit, nelder_mead
+from maml_rl.families.ares_ea.bayesopt import bayesian_optimisation
+from maml_rl.families.ares_ea.references import OptimiserResult, limit, nelder_mead
 from maml_rl.families.ares_ea.segment import MAGNET_LIMITS
 from maml_rl.families.ares_ea.tasks import AresTask, task_arrays
 
@@ -124,6 +127,24 @@ def limit_stats(task: AresTask, n_episodes: int, seed: int, environment: AresEnv
 @lru_cache(maxsize=64)
 def nelder_mead_stats(task: AresTask, n_episodes: int, seed: int, environment: AresEnvironment) -> ControllerStats:
     """Nelder-Mead with ``max_time`` interactions per episode (see the module docstring)."""
+    return optimiser_stats(lambda *episode, e: nelder_mead(*episode, max_interactions=environment.max_time),
+                           task, n_episodes, seed, environment)
+
+
+@lru_cache(maxsize=64)
+def bayesopt_stats(task: AresTask, n_episodes: int, seed: int, environment: AresEnvironment) -> ControllerStats:
+    """Bayesian optimisation with ``max_time`` interactions per episode, seeded by (seed, episode)."""
+    return optimiser_stats(lambda *episode, e: bayesian_optimisation(*episode, max_interactions=environment.max_time,
+                                                                     seed=seed * 100_003 + e),
+                           task, n_episodes, seed, environment)
+
+
+def optimiser_stats(run: Callable[..., OptimiserResult], task: AresTask, n_episodes: int, seed: int,
+                    environment: AresEnvironment) -> ControllerStats:
+    """Statistics of a derivative-free optimiser on the evaluation states, as the benchmark's.
+
+    ``run(segment, task, target, magnets, dynamics, e=episode)`` returns its trace.
+    """
     targets, magnets = evaluation_states(task, n_episodes, seed, environment)
     dynamics, budget = environment.dynamics, environment.max_time
     beams, shifts = (np.repeat(a, n_episodes, axis=0) for a in task_arrays([task]))
@@ -134,7 +155,7 @@ def nelder_mead_stats(task: AresTask, n_episodes: int, seed: int, environment: A
     success, final = np.zeros(n_episodes, dtype=bool), np.zeros(n_episodes)
     best = np.zeros(n_episodes)
     for e in range(n_episodes):
-        result = nelder_mead(segment, task, targets[e], magnets[e], dynamics, max_interactions=budget)
+        result = run(segment, task, targets[e], magnets[e], dynamics, e=e)
         success[e] = result.success_interaction is not None
         lengths[e] = result.success_interaction if success[e] else budget
         values = result.objectives[: lengths[e]] / scale[e]

@@ -15,8 +15,8 @@
   Nelder-Mead in the normalised settings x = m / L, bounded to [-1, 1]^5), counted in
   interactions: each objective evaluation sets the magnets and reads the screen once.
 
-Bayesian optimisation is not included: none of the maintained libraries (BoTorch, Ax,
-bayesian-optimization) is a dependency of this project.
+* ``bayesopt.bayesian_optimisation``: Gaussian-process Bayesian optimisation with
+  expected improvement on the same measured objective and interaction count.
 """
 
 from __future__ import annotations
@@ -276,8 +276,9 @@ def limit(segment: AresSegment, task: AresTask, target: np.ndarray, initial_magn
 
 
 @dataclass(frozen=True)
-class NelderMeadResult:
-    """Trace of a Nelder-Mead run, one entry per interaction (objective evaluation).
+class OptimiserResult:
+    """Trace of a derivative-free optimiser run (Nelder-Mead, Bayesian optimisation), one entry per
+    interaction (objective evaluation).
 
     Attributes
     ----------
@@ -305,8 +306,57 @@ class NelderMeadResult:
         return np.where(np.isinf(best), np.nan, best)
 
 
+NelderMeadResult = OptimiserResult  # the former name
+
+
+class MeasuredObjective:
+    """The measured objective of one episode, counted in interactions (shared by the optimisers).
+
+    Calling it with normalised settings x in [-1, 1]^5 sets the magnets m = x L, reads the
+    screen once and returns O / O_0 (O_0: the objective at the first call, floored), or
+    ``OFF_SCREEN_VALUE`` with the beam off the screen. It raises ``BudgetExhausted`` once
+    ``max_interactions`` evaluations are made; ``result()`` gives the trace.
+    """
+
+    def __init__(self, segment: AresSegment, task: AresTask, target: np.ndarray, initial_magnets: np.ndarray,
+                 dynamics: AresDynamics, max_interactions: int) -> None:
+        if max_interactions < 1:
+            raise ValueError(f"max_interactions must be >= 1, got {max_interactions}")
+        self.segment, self.dynamics, self.max_interactions = segment, dynamics, max_interactions
+        self.target = np.asarray(target, dtype=float)
+        beams, self.shifts = task_arrays([task])
+        self.incoming = segment.incoming_beam(beams)
+        self.thresholds = np.asarray(dynamics.thresholds)
+        self.trace: list[float] = []
+        self.best_objective, self.best_settings = math.inf, np.asarray(initial_magnets, dtype=float)
+        self.success: int | None = None
+        self.scale: float | None = None
+
+    def __call__(self, x: np.ndarray) -> float:
+        if len(self.trace) >= self.max_interactions:
+            raise BudgetExhausted
+        magnets = np.clip(np.asarray(x, dtype=float), -1.0, 1.0) * MAGNET_LIMITS
+        beam = self.segment.screen_beam_numpy(magnets[None], self.incoming, self.shifts)[0]
+        value = float(self.dynamics.objective(beam, self.target))
+        if self.scale is None:
+            self.scale = max(value, self.dynamics.objective_floor)
+        if not on_screen(beam):
+            self.trace.append(math.nan)
+            return OFF_SCREEN_VALUE
+        self.trace.append(value)
+        if value < self.best_objective:
+            self.best_objective, self.best_settings = value, magnets
+        if self.success is None and within_thresholds(beam, self.target, self.thresholds):
+            self.success = len(self.trace)
+        return value / self.scale
+
+    def result(self) -> OptimiserResult:
+        return OptimiserResult(np.array(self.trace), float(self.best_objective), np.asarray(self.best_settings),
+                               self.success)
+
+
 def nelder_mead(segment: AresSegment, task: AresTask, target: np.ndarray, initial_magnets: np.ndarray,
-                dynamics: AresDynamics, max_interactions: int = 150, initial_step: float = 0.1) -> NelderMeadResult:
+                dynamics: AresDynamics, max_interactions: int = 150, initial_step: float = 0.1) -> OptimiserResult:
     """Bounded Nelder-Mead on the measured objective from the episode's initial settings.
 
     The initial simplex is x0 and x0 +- ``initial_step`` along each axis of the normalised
@@ -315,35 +365,7 @@ def nelder_mead(segment: AresSegment, task: AresTask, target: np.ndarray, initia
     with the beam off the screen. Every evaluation, including the first one at x0, counts
     as one interaction.
     """
-    if max_interactions < 1:
-        raise ValueError(f"max_interactions must be >= 1, got {max_interactions}")
-    target = np.asarray(target, dtype=float)
-    beams, shifts = task_arrays([task])
-    incoming = segment.incoming_beam(beams)
-    thresholds = np.asarray(dynamics.thresholds)
-    trace: list[float] = []
-    best: dict[str, object] = {"objective": math.inf, "settings": np.asarray(initial_magnets, dtype=float)}
-    success: list[int] = []
-    scale: list[float] = []
-
-    def measure(x: np.ndarray) -> float:
-        if len(trace) >= max_interactions:
-            raise _BudgetExhausted
-        magnets = np.clip(x, -1.0, 1.0) * MAGNET_LIMITS
-        beam = segment.screen_beam_numpy(magnets[None], incoming, shifts)[0]
-        value = float(dynamics.objective(beam, target))
-        if not scale:
-            scale.append(max(value, dynamics.objective_floor))
-        if not on_screen(beam):
-            trace.append(math.nan)
-            return OFF_SCREEN_VALUE
-        trace.append(value)
-        if value < best["objective"]:
-            best["objective"], best["settings"] = value, magnets
-        if not success and within_thresholds(beam, target, thresholds):
-            success.append(len(trace))
-        return value / scale[0]
-
+    measure = MeasuredObjective(segment, task, target, initial_magnets, dynamics, max_interactions)
     x0 = np.clip(np.asarray(initial_magnets, dtype=float) / MAGNET_LIMITS, -1.0, 1.0)
     simplex = [x0]
     for i in range(N_MAGNETS):
@@ -353,11 +375,10 @@ def nelder_mead(segment: AresSegment, task: AresTask, target: np.ndarray, initia
         minimize(measure, x0, method="Nelder-Mead", bounds=[(-1.0, 1.0)] * N_MAGNETS,
                  options={"maxfev": max_interactions, "initial_simplex": np.array(simplex), "xatol": 1e-9,
                           "fatol": 1e-12})
-    except _BudgetExhausted:  # scipy may evaluate a few points past maxfev within an iteration
+    except BudgetExhausted:  # scipy may evaluate a few points past maxfev within an iteration
         pass
-    return NelderMeadResult(np.array(trace), float(best["objective"]), np.asarray(best["settings"]),
-                            success[0] if success else None)
+    return measure.result()
 
 
-class _BudgetExhausted(Exception):
-    """Raised inside the objective to stop Nelder-Mead at exactly ``max_interactions``."""
+class BudgetExhausted(Exception):
+    """Raised by ``MeasuredObjective`` to stop an optimiser at exactly ``max_interactions``."""
