@@ -51,9 +51,9 @@ def test_gp_posterior_matches_the_gp_equations() -> None:
     y = np.sin(3 * x[:, 0]) + x[:, 1] ** 2
     model = fit_gp(torch.as_tensor(x), torch.as_tensor(y), steps=10)
     ls = model.covar_module.base_kernel.lengthscale.detach().numpy()[0]
-    os_ = float(model.covar_module.outputscale)
-    noise = float(model.likelihood.noise)
-    c = float(model.mean_module.constant)
+    os_ = float(model.covar_module.outputscale.detach())
+    noise = float(model.likelihood.noise.detach())
+    c = float(model.mean_module.constant.detach())
     xs = rng.uniform(-1, 1, (7, 5))
     k = _matern52(x, x, ls, os_) + noise * np.eye(len(x))
     ks = _matern52(xs, x, ls, os_)

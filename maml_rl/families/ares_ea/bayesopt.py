@@ -15,13 +15,14 @@ evaluation is one interaction (``references.MeasuredObjective``).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import gpytorch
 import numpy as np
 import torch
 
 from maml_rl.families.ares_ea.dynamics import AresDynamics
-from maml_rl.families.ares_ea.references import BudgetExhausted, MeasuredObjective, OptimiserResult
+from maml_rl.families.ares_ea.references import OFF_SCREEN_VALUE, BudgetExhausted, MeasuredObjective, OptimiserResult
 from maml_rl.families.ares_ea.segment import MAGNET_LIMITS, AresSegment
 from maml_rl.families.ares_ea.tasks import AresTask
 
@@ -131,8 +132,8 @@ def bayesian_optimisation(segment: AresSegment, task: AresTask, target: np.ndarr
     return measure.result()
 
 
-def minimise(fn, x0: np.ndarray, budget: int, generator: torch.Generator, fit_steps: int = 60,
-             off_value: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def minimise(fn: Callable[[np.ndarray], float], x0: np.ndarray, budget: int, generator: torch.Generator,
+             fit_steps: int = 60, off_value: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Minimise ``fn`` over [-1, 1]^d with ``budget`` evaluations, starting at ``x0``.
 
     Values >= ``off_value`` (failed measurements; default ``references.OFF_SCREEN_VALUE``)
@@ -140,7 +141,6 @@ def minimise(fn, x0: np.ndarray, budget: int, generator: torch.Generator, fit_st
     regular values (at least 1), so they stay the worst without dominating the scale. Stops early if ``fn``
     raises ``BudgetExhausted``. Returns the evaluated points and values.
     """
-    from maml_rl.families.ares_ea.references import OFF_SCREEN_VALUE
     off_value = OFF_SCREEN_VALUE if off_value is None else off_value
     xs, ys = [np.asarray(x0, dtype=float)], []
     try:
