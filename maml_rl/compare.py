@@ -152,12 +152,6 @@ def run_agent(algo: str, config: Config, task: Task, curve: Curve, steps: int, e
                 env=counter)
 
 
-def run_ppo(config: Config, task: Task, curve: Curve, steps: int, every: int, episodes: int, seed: int,
-            settings: PPOSettings, progress: bool) -> None:
-    """PPO from scratch on one task for ``steps`` steps, evaluated after updates."""
-    run_agent("ppo", config, task, curve, steps, every, episodes, seed, settings, progress)
-
-
 MODEL_BASED_CLASSES = {"rm-id": "ResponseMatrixIdentification", "gp-mpc": "GPMPC", "dyna": "Dyna"}
 
 

@@ -97,7 +97,7 @@ class Curve:
         self.episodes.append(int(episodes))
         self.success.append(check.policy.success_rate)
         self.length_ratio.append(check.length_ratio())
-        self.mean_return.append(float(np.mean(check.policy.returns)))
+        self.mean_return.append(check.policy.mean_return)
         self.mean_length.append(check.policy.mean_length)
         self.budget, self.budget_episodes = int(interactions), int(episodes)
         if self.reached_at is None and meets_criterion(check):
@@ -124,10 +124,13 @@ class Entry:
         return f"{self.value:,}" if self.reached else f"> {self.value:,}"
 
 
+# Unit of a result -> the Curve fields holding where it was reached and its budget.
+UNIT_FIELDS = {"interactions": ("reached_at", "budget"), "episodes": ("reached_at_episodes", "budget_episodes")}
+
+
 def entries(curves: Sequence[Curve], unit: str = "interactions") -> list[Entry]:
     """One entry per seed (in ``unit``: "interactions" or "episodes"), sorted by rank."""
-    reached, budget = ("reached_at", "budget") if unit == "interactions" else ("reached_at_episodes",
-                                                                               "budget_episodes")
+    reached, budget = UNIT_FIELDS[unit]
     out = [Entry(getattr(c, reached), True) if c.reached_at is not None else Entry(getattr(c, budget), False)
            for c in curves]
     return sorted(out, key=Entry.rank)
@@ -137,12 +140,10 @@ def summary(curves: Sequence[Curve], unit: str = "interactions") -> dict[str, An
     """Median, smallest and largest entry over seeds, and the number of seeds that reached."""
     ranked = entries(curves, unit)
     median = ranked[(len(ranked) - 1) // 2]
-    out = {"median": str(median), "min": str(ranked[0]), "max": str(ranked[-1]),
-           "reached": sum(e.reached for e in ranked), "seeds": len(ranked),
-           "reached_at": [c.reached_at for c in curves], "budgets": [c.budget for c in curves]}
-    if unit == "episodes":
-        out.update(reached_at=[c.reached_at_episodes for c in curves], budgets=[c.budget_episodes for c in curves])
-    return out
+    reached, budget = UNIT_FIELDS[unit]
+    return {"median": str(median), "min": str(ranked[0]), "max": str(ranked[-1]),
+            "reached": sum(e.reached for e in ranked), "seeds": len(ranked),
+            "reached_at": [getattr(c, reached) for c in curves], "budgets": [getattr(c, budget) for c in curves]}
 
 
 def cell(curves: Sequence[Curve], unit: str = "interactions") -> str:
@@ -248,7 +249,7 @@ def learning_curve_figure(tasks: Sequence[Task], curves: Mapping[str, Mapping[in
         reference = references[task.id]
         for stats, style, label in ((reference.benchmark, "--", "benchmark"),
                                     (reference.limit, ":", "limit controller")):
-            axes[0, column].axhline(float(np.mean(stats.returns)), color="k", ls=style, lw=1, label=label)
+            axes[0, column].axhline(stats.mean_return, color="k", ls=style, lw=1, label=label)
             axes[1, column].axhline(stats.mean_length, color="k", ls=style, lw=1, label=label)
     return _finish(fig, axes, f"learning curves on new optics (observation noise sigma = {noise_sigma:g})\n"
                    f"line: median, band: min-max over seeds {', '.join(map(str, seeds))}; "

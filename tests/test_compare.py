@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO
 from maml_rl.adaptation import EvaluationPoint, adapt, adaptation_sampler, policy_controller
 from maml_rl.checkpoint import save_policy
-from maml_rl.compare import against_benchmark, evaluation_seed, main, meta_training_cost, run_maml, run_ppo
+from maml_rl.compare import against_benchmark, evaluation_seed, main, meta_training_cost, run_agent, run_maml
 from maml_rl.compare_report import Curve, cell, summary
 from maml_rl.config import load_config
 from maml_rl.envs.tasks import load_evaluation_tasks
@@ -136,7 +136,7 @@ def test_cells_show_median_range_and_count_not_reached_as_beyond_budget() -> Non
 
 def test_ppo_points_score_a_policy_trained_on_exactly_the_labelled_steps_on_fresh_states(config, tasks) -> None:
     task, settings, curve = tasks[2], PPOSettings(n_steps=64, batch_size=32, n_epochs=2), Curve()
-    run_ppo(config, task, curve, 192, 64, EPISODES, 5, settings, progress=False)
+    run_agent("ppo", config, task, curve, 192, 64, EPISODES, 5, settings, progress=False)
     assert curve.index == [0, 1, 2, 3] and curve.interactions == [0, 64, 128, 192]
     env = environment_of(config)
     for index in (1, 3):

@@ -20,7 +20,6 @@ from torch.distributions import Independent, Normal
 from torch.func import functional_call
 
 
-
 class _NumpyTanh(torch.autograd.Function):
     """tanh evaluated by NumPy's vectorised kernel, with d tanh(x)/dx = 1 - tanh(x)^2.
 
@@ -52,14 +51,17 @@ def fast_tanh(x: torch.Tensor) -> torch.Tensor:
     ``tests/test_policy.py``), and it was the largest elementwise cost of sampling and of the
     losses. Other devices and dtypes use ``torch.tanh``.
     """
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
-        return torch.tanh(x)
-    return _NumpyTanh.apply(x)
+    return _NumpyTanh.apply(x) if _numpy_serves(x) else torch.tanh(x)
+
+
+def _numpy_serves(x: torch.Tensor) -> bool:
+    """Whether NumPy can evaluate tanh on ``x``: a CPU tensor of float32 or float64."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
 
 
 def _fast_tanh_(x: torch.Tensor) -> torch.Tensor:
     """In-place ``fast_tanh`` of a contiguous CPU tensor outside autograd (sampling)."""
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or not x.is_contiguous():
+    if not (_numpy_serves(x) and x.is_contiguous()):
         return x.tanh_()
     array = x.numpy()
     np.tanh(array, out=array)

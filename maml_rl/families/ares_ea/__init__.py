@@ -19,7 +19,7 @@ import gymnasium as gym
 
 from maml_rl.families.ares_ea.batched import BatchedAresEA, sample_initial_states
 from maml_rl.families.ares_ea.dynamics import AresDynamics, AresStepResult
-from maml_rl.families.ares_ea.references import LimitResult, NelderMeadResult, limit, nelder_mead
+from maml_rl.families.ares_ea.references import LimitResult, OptimiserResult, limit, nelder_mead
 from maml_rl.families.ares_ea.tasks import (AresTask, TaskFileError, load_evaluation_tasks, sample_tasks,
                                             select_tasks, task_arrays)
 
@@ -30,5 +30,5 @@ if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="maml_rl.families.ares_ea.env:AresEA")
 
 __all__ = ["ENV_ID", "AresDynamics", "AresStepResult", "AresTask", "BatchedAresEA", "LimitResult",
-           "NelderMeadResult", "TaskFileError", "limit", "load_evaluation_tasks", "nelder_mead",
+           "OptimiserResult", "TaskFileError", "limit", "load_evaluation_tasks", "nelder_mead",
            "sample_initial_states", "sample_tasks", "select_tasks", "task_arrays"]

@@ -23,7 +23,7 @@ import torch
 
 from maml_rl.families.ares_ea.dynamics import AresDynamics
 from maml_rl.families.ares_ea.references import OFF_SCREEN_VALUE, BudgetExhausted, MeasuredObjective, OptimiserResult
-from maml_rl.families.ares_ea.segment import MAGNET_LIMITS, AresSegment
+from maml_rl.families.ares_ea.segment import AresSegment
 from maml_rl.families.ares_ea.tasks import AresTask
 
 _SQRT2 = math.sqrt(2.0)
@@ -127,8 +127,7 @@ def bayesian_optimisation(segment: AresSegment, task: AresTask, target: np.ndarr
     """
     measure = MeasuredObjective(segment, task, target, initial_magnets, dynamics, max_interactions)
     generator = torch.Generator().manual_seed(int(seed))
-    x0 = np.clip(np.asarray(initial_magnets, dtype=float) / MAGNET_LIMITS, -1.0, 1.0)
-    minimise(measure, x0, max_interactions, generator, fit_steps)
+    minimise(measure, measure.x0, max_interactions, generator, fit_steps)
     return measure.result()
 
 

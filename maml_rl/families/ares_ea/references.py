@@ -306,9 +306,6 @@ class OptimiserResult:
         return np.where(np.isinf(best), np.nan, best)
 
 
-NelderMeadResult = OptimiserResult  # the former name
-
-
 class MeasuredObjective:
     """The measured objective of one episode, counted in interactions (shared by the optimisers).
 
@@ -331,6 +328,8 @@ class MeasuredObjective:
         self.best_objective, self.best_settings = math.inf, np.asarray(initial_magnets, dtype=float)
         self.success: int | None = None
         self.scale: float | None = None
+        # The optimisers' start: the episode's initial settings, normalised.
+        self.x0 = np.clip(np.asarray(initial_magnets, dtype=float) / MAGNET_LIMITS, -1.0, 1.0)
 
     def __call__(self, x: np.ndarray) -> float:
         if len(self.trace) >= self.max_interactions:
@@ -366,7 +365,7 @@ def nelder_mead(segment: AresSegment, task: AresTask, target: np.ndarray, initia
     as one interaction.
     """
     measure = MeasuredObjective(segment, task, target, initial_magnets, dynamics, max_interactions)
-    x0 = np.clip(np.asarray(initial_magnets, dtype=float) / MAGNET_LIMITS, -1.0, 1.0)
+    x0 = measure.x0
     simplex = [x0]
     for i in range(N_MAGNETS):
         step = initial_step if x0[i] + initial_step <= 1.0 else -initial_step
