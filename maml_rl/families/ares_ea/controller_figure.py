@@ -13,6 +13,7 @@ worst agent; the limit (knows the task) is drawn like every other controller.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +25,11 @@ from maml_rl.plotting import new_figure, save_figure
 
 FLOOR_UM = 1.0  # final distances below 1 um are drawn at 1 um
 ROWS = (("success rate [%]", 0, 100.0), ("mean steps", 1, 1.0), ("median final O [um]", 2, 1.0))
+
+
+def tick_label(name: str) -> str:
+    """A controller's name on lines of at most 13 characters (neighbouring labels do not overlap)."""
+    return "\n".join(line for part in name.split(", ") for line in textwrap.wrap(part, 13, break_on_hyphens=False))
 
 
 def controller_figure(runs: Sequence[list[dict]], titles: Sequence[str], path: Path) -> Path:
@@ -54,7 +60,7 @@ def controller_figure(runs: Sequence[list[dict]], titles: Sequence[str], path: P
                            label=f"success within {um:g} um")
         for row, (label, _, _) in enumerate(ROWS):
             ax = axes[row, col]
-            ax.set_xticks(np.arange(len(names)), [n.replace(", ", "\n") for n in names], fontsize=7)
+            ax.set_xticks(np.arange(len(names)), [tick_label(n) for n in names], fontsize=7)
             ax.set_ylabel(label, fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
             ax.grid(axis="y", alpha=0.3)
