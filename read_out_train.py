@@ -12,6 +12,7 @@ Writes <run folder>/progress.png (or --output). --follow re-reads the metrics ev
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from pathlib import Path
 from typing import Sequence
@@ -52,16 +53,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     figure = draw()
     print(f"figure: {figure}")
     if args.follow:
+        # Ctrl-C sets a flag instead of raising: a KeyboardInterrupt raised inside matplotlib's
+        # drawing can be swallowed by library code (seen under load), and the loop never ended.
+        interrupted: list[int] = []
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
         try:
-            while True:
+            while not interrupted:
                 time.sleep(args.interval)
+                if interrupted:
+                    break
                 draw()
                 if args.show:
                     import matplotlib.pyplot as plt
 
                     plt.pause(0.1)
-        except KeyboardInterrupt:
-            print("stopped following")
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        print("stopped following")
         return 0
     show_all()
     return 0
