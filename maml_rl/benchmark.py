@@ -3,8 +3,10 @@
     python -m maml_rl.benchmark                         # optics, fvp and meta (the whole default training)
     python -m maml_rl.benchmark optics                  # response matrices of 10,000 tasks
     python -m maml_rl.benchmark fvp                     # Fisher-vector product vs forward+backward
+    python -m maml_rl.benchmark cg                      # TRPO steps with 10-160 CG iterations (why 40)
     python -m maml_rl.benchmark meta --repeats 3        # default meta-training, three runs
-    python -m maml_rl.benchmark meta --batches 20 --repeats 3 --other ../base   # side by side
+    python -m maml_rl.benchmark meta --batches 20 --repeats 3 --other ../base   # side by side, same config
+    python -m maml_rl.benchmark meta --repeats 3 --other ../base --other-config ../base/configs/awake.yaml
     python -m maml_rl.benchmark ares                    # ARES-EA env steps/s at batch 1, 128, 1024 (extra "ares")
     python -m maml_rl.benchmark samplers                # samples/s: vectorised, multiprocessing, Ray; 0 and 5 ms/step
 
@@ -16,7 +18,9 @@ adaptation = baseline fits + advantages + inner steps, TRPO = surrogate, conjuga
 line search), the peak memory and the resident memory over the run. ``--other PATH`` runs
 the same driver against the checkout at PATH, alternating with this one, and prints the
 ratios. ``fvp`` times one Fisher-vector product of the conjugate gradient against one
-forward+backward pass of the policy's log-likelihood over the same validation steps.
+forward+backward pass of the policy's log-likelihood over the same validation steps. ``cg``
+takes the TRPO step with several conjugate-gradient iteration counts from the same
+parameters and episodes (``maml_rl.benchmark_cg``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,21 @@ def bench_optics(n_tasks: int = 10_000, repeats: int = 7) -> None:
 
 
 # ---------------------------------------------------------------------------- Fisher product
+def in_process_training(config_path: Path, seed: int, threads: int) -> tuple[Any, Any, Any, Any, Any]:
+    """(config, environment, policy, learner, vectorised sampler) of ``train.py`` in this process."""
+    import torch
+
+    from maml_rl.config import load_config
+    from maml_rl.samplers import VectorizedSampler
+    from maml_rl.training import environment_of, make_learner, make_policy, make_spec
+
+    torch.set_num_threads(threads)
+    config = load_config(config_path)
+    policy = make_policy(config, seed)
+    return (config, environment_of(config), policy, make_learner(config, policy),
+            VectorizedSampler(make_spec(config, policy, seed), policy))
+
+
 def bench_fvp(config_path: Path, seed: int, threads: int, batches: Sequence[int] = (0, 10), repeats: int = 30) -> None:
     """Fisher-vector product of the conjugate gradient vs one forward+backward pass.
 
@@ -75,17 +94,10 @@ def bench_fvp(config_path: Path, seed: int, threads: int, batches: Sequence[int]
     """
     import torch
 
-    from maml_rl.config import load_config
     from maml_rl.policies.normal_mlp import gaussian_log_prob
-    from maml_rl.samplers import VectorizedSampler
-    from maml_rl.training import batch_tasks, environment_of, make_learner, make_policy, make_spec
+    from maml_rl.training import batch_tasks
 
-    torch.set_num_threads(threads)
-    config = load_config(config_path)
-    env = environment_of(config)
-    policy = make_policy(config, seed)
-    learner = make_learner(config, policy)
-    sampler = VectorizedSampler(make_spec(config, policy, seed), policy)
+    config, env, policy, learner, sampler = in_process_training(config_path, seed, threads)
     vector = torch.randn(sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(0))
     for batch in batches:
         train, valid = learner.sample(sampler, batch_tasks(config, env, seed, batch), batch)
@@ -193,18 +205,21 @@ def report(name: str, runs: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def bench_meta(config_path: Path, batches: int | None, repeats: int, seed: int, threads: int,
-               other: Path | None) -> None:
+               other: Path | None, other_config: Path | None = None) -> None:
+    """The default meta-training, timed; with ``other`` alternating with another checkout, which
+    trains ``other_config`` (default: the same config file as this one)."""
     checkouts = {"this": REPO} if other is None else {"this": REPO, "other": other.resolve()}
+    configs = {"this": config_path, "other": other_config or config_path}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
     for repeat in range(repeats):  # alternate, so both see the same machine load
         order = list(checkouts.items()) if repeat % 2 == 0 else list(checkouts.items())[::-1]
         for name, path in order:
-            runs[name].append(run_training(path, config_path, batches, seed, threads))
-    print(f"meta-training ({config_path}, seed {seed}, {threads} torch thread(s), {repeats} run(s) per checkout, "
+            runs[name].append(run_training(path, configs[name], batches, seed, threads))
+    print(f"meta-training (seed {seed}, {threads} torch thread(s), {repeats} run(s) per checkout, "
           f"each in a fresh process; wall times):")
     medians = {}
     for name, path in checkouts.items():
-        print(f" {name}: {path}")
+        print(f" {name}: {path}, config {configs[name]}")
         medians[name] = report(name, runs[name])
     if other is not None:
         a, b = medians["other"], medians["this"]
@@ -216,7 +231,7 @@ def bench_meta(config_path: Path, batches: int | None, repeats: int, seed: int, 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maml_rl.benchmark", description=__doc__.split("\n")[0])
     parser.add_argument("what", nargs="*",
-                        help="optics, fvp, meta, ares and/or samplers (default: optics, fvp and meta)")
+                        help="optics, fvp, meta, cg, ares and/or samplers (default: optics, fvp and meta)")
     parser.add_argument("--repeats", type=int, default=None, help="runs (default: 7 for optics, 1 for meta)")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "awake.yaml")
     parser.add_argument("--batches", type=int, default=None, help="meta-batches (default: the config's)")
@@ -224,20 +239,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, as train.py)")
     parser.add_argument("--other", type=Path, default=None,
                         help="another checkout (e.g. a git worktree of an older commit) to time side by side")
+    parser.add_argument("--other-config", type=Path, default=None,
+                        help="config the --other checkout trains (default: --config; e.g. ../base/configs/awake.yaml "
+                             "to compare each commit's own default)")
     args = parser.parse_args(argv)
     args.what = args.what or ["optics", "fvp", "meta"]
-    unknown = set(args.what) - {"optics", "fvp", "meta", "ares", "samplers"}
+    unknown = set(args.what) - {"optics", "fvp", "meta", "cg", "ares", "samplers"}
     if unknown:
-        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose optics, fvp, meta, ares and/or samplers")
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose optics, fvp, meta, cg, ares and/or samplers")
     if args.other is not None and not (args.other / "maml_rl").is_dir():
         parser.error(f"--other {args.other}: no maml_rl package there")
+    if args.other_config is not None and (args.other is None or not args.other_config.is_file()):
+        parser.error(f"--other-config {args.other_config}: needs --other and an existing config file")
     print(f"machine: {machine()}")
     if "optics" in args.what:
         bench_optics(repeats=args.repeats or 7)
     if "fvp" in args.what:
         bench_fvp(args.config, args.seed, args.threads)
     if "meta" in args.what:
-        bench_meta(args.config, args.batches, args.repeats or 1, args.seed, args.threads, args.other)
+        bench_meta(args.config, args.batches, args.repeats or 1, args.seed, args.threads, args.other,
+                   args.other_config)
+    if "cg" in args.what:
+        from maml_rl.benchmark_cg import run as bench_cg
+
+        bench_cg(args.config, args.seed, args.threads)
     if "ares" in args.what:
         try:
             from maml_rl.families.ares_ea.benchmark import run as bench_ares

@@ -58,3 +58,18 @@ def tiny_config(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("config") / "tiny.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_training_config(tmp_path_factory) -> Path:
+    """configs/awake.yaml shrunk to seconds: hidden [16, 16], 2 tasks x 3 episodes, one inner step,
+    3 batches, max_time 15 (the scripts' and the CG study's tests)."""
+    import yaml
+
+    data = yaml.safe_load((REPO / "configs" / "awake.yaml").read_text())
+    data.update({"hidden-sizes": [16, 16], "fast-batch-size": 3, "num-steps": 1, "meta-batch-size": 2,
+                 "num-batches": 3, "cg-iters": 5, "ls-max-steps": 5})
+    data["env-kwargs"]["max_time"] = 15
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

@@ -34,14 +34,8 @@ def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None
 
 
 @pytest.fixture(scope="module")
-def tiny_config(tmp_path_factory) -> Path:
-    data = yaml.safe_load((REPO / "configs" / "awake.yaml").read_text())
-    data.update({"hidden-sizes": [16, 16], "fast-batch-size": 3, "num-steps": 1, "meta-batch-size": 2,
-                 "num-batches": 3, "cg-iters": 5, "ls-max-steps": 5})
-    data["env-kwargs"]["max_time"] = 15
-    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+def tiny_config(tiny_training_config) -> Path:
+    return tiny_training_config  # this module's name for the shared tiny training config
 
 
 @pytest.fixture(scope="module")
