@@ -35,7 +35,7 @@ def test_shipped_configs_load_with_the_documented_values() -> None:
         (1.0, 0.99, True, [64, 64], "tanh")
     assert (train.fast_batch_size, train.num_steps, train.num_batches, train.meta_batch_size) == (16, 4, 500, 8)
     assert (train.max_kl, train.cg_iters, train.cg_damping, train.ls_max_steps, train.ls_backtrack_ratio) == \
-        (1e-3, 80, 1e-5, 100, 0.6)
+        (1e-3, 40, 1e-5, 100, 0.6)
     assert train.fast_lr == 0.01 and test.fast_lr == 0.0001 and test.adv_std_floor == 1.0
     for path in ("awake.yaml", "awake_evaluation.yaml"):  # every key is commented
         for line in (REPO / "configs" / path).read_text().splitlines():

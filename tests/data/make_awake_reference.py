@@ -40,8 +40,10 @@ def tiny_config_data() -> dict[str, Any]:
 
 def cases() -> dict[str, tuple[dict[str, Any], int]]:
     """Name -> (config data, number of batches)."""
-    return {"tiny": (tiny_config_data(), 3),
-            "default": (yaml.safe_load((REPO / "configs" / "awake.yaml").read_text()), 2)}
+    # The reference was recorded when the default config had 80 conjugate-gradient iterations
+    # (40 since issue #9, README "Speed"); the case keeps 80 so that it still guards the recording.
+    default = {**yaml.safe_load((REPO / "configs" / "awake.yaml").read_text()), "cg-iters": 80}
+    return {"tiny": (tiny_config_data(), 3), "default": (default, 2)}
 
 
 def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
