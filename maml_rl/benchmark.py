@@ -67,7 +67,6 @@ def bench_optics(n_tasks: int = 10_000, repeats: int = 7) -> None:
           f"{n_tasks / median:,.0f} tasks/s")
 
 
-# ---------------------------------------------------------------------------- Fisher product
 def in_process_training(config_path: Path, seed: int, threads: int) -> tuple[Any, Any, Any, Any, Any]:
     """(config, environment, policy, learner, vectorised sampler) of ``train.py`` in this process."""
     import torch
@@ -83,6 +82,7 @@ def in_process_training(config_path: Path, seed: int, threads: int) -> tuple[Any
             VectorizedSampler(make_spec(config, policy, seed), policy))
 
 
+# ---------------------------------------------------------------------------- Fisher product
 def bench_fvp(config_path: Path, seed: int, threads: int, batches: Sequence[int] = (0, 10), repeats: int = 30) -> None:
     """Fisher-vector product of the conjugate gradient vs one forward+backward pass.
 

@@ -182,3 +182,21 @@ def test_figure_of_two_runs(tmp_path, records, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         figure([*folders, "--titles", "a", "--output", str(out)])
     assert exit_info.value.code == 2 and "one title per folder" in capsys.readouterr().err
+
+
+def test_without_gpytorch_the_evaluation_works_and_the_table_says_which_extra(tmp_path) -> None:
+    """gpytorch is the extra 'modelbased': only the Bayesian-optimisation row needs it."""
+    import subprocess
+    import sys
+
+    blocked = "import sys; sys.modules['gpytorch'] = None; "
+    evaluation = subprocess.run([sys.executable, "-c", blocked + "import maml_rl.families.ares_ea.evaluation"],
+                                cwd=REPO, capture_output=True, text=True)
+    assert evaluation.returncode == 0, evaluation.stderr
+    table = subprocess.run([sys.executable, "-c", blocked + "from maml_rl.cli import run_main; "
+                            "from maml_rl.families.ares_ea.controller_table import main; "
+                            f"run_main(main, ['--output-folder', {str(tmp_path)!r}])"],
+                           cwd=REPO, capture_output=True, text=True)
+    lines = table.stderr.strip().splitlines()
+    assert table.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), table.stderr
+    assert "'modelbased'" in lines[0] and not any(tmp_path.iterdir())  # no run folder made

@@ -243,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from maml_rl.adaptation import policy_controller
     from maml_rl.agents import ALGOS, LABELS
     from maml_rl.config import ConfigError, load_config
+    from maml_rl.distributed import require
     from maml_rl.distribution import random_tasks
     from maml_rl.envs.tasks import select_tasks
     from maml_rl.training import check_policy_fits, environment_of
@@ -266,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if any(not np.isfinite(t) or t <= 0 for t in args.thresholds_um):
         raise ConfigError(f"--thresholds-um must be positive, got {args.thresholds_um}")
+    require("gpytorch", "modelbased", "the Bayesian-optimisation row")  # before any run folder is made
     torch.set_num_threads(1)
     config = load_config(args.config)
     if config.family != "ares_ea":

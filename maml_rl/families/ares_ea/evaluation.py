@@ -37,7 +37,6 @@ from maml_rl.evaluation_results import N_RECORDED, Controller, ControllerStats, 
 from maml_rl.families.ares_ea.batched import BatchedAresEA, sample_initial_states
 from maml_rl.families.ares_ea.dynamics import N_MAGNETS
 from maml_rl.families.ares_ea.environment import AresEnvironment, shared_segment
-from maml_rl.families.ares_ea.bayesopt import bayesian_optimisation
 from maml_rl.families.ares_ea.references import OptimiserResult, limit, nelder_mead
 from maml_rl.families.ares_ea.segment import MAGNET_LIMITS
 from maml_rl.families.ares_ea.tasks import AresTask, task_arrays
@@ -134,6 +133,9 @@ def nelder_mead_stats(task: AresTask, n_episodes: int, seed: int, environment: A
 @lru_cache(maxsize=64)
 def bayesopt_stats(task: AresTask, n_episodes: int, seed: int, environment: AresEnvironment) -> ControllerStats:
     """Bayesian optimisation with ``max_time`` interactions per episode, seeded by (seed, episode)."""
+    # Imported here: gpytorch is the extra "modelbased", not needed by the rest of the ARES evaluation.
+    from maml_rl.families.ares_ea.bayesopt import bayesian_optimisation
+
     return optimiser_stats(lambda *episode, e: bayesian_optimisation(*episode, max_interactions=environment.max_time,
                                                                      seed=seed * 100_003 + e),
                            task, n_episodes, seed, environment)
