@@ -117,11 +117,9 @@ def adapted_controllers(folder: Path, tasks: Sequence[Any]) -> dict[int, Callabl
 def compare(environment: Any, tasks: Sequence[Any], thresholds: Sequence[float], n_episodes: int, seed: int,
             meta_policy: Callable | None = None, adapted: dict[int, Callable] | None = None,
             agents: Sequence[Agent] = (), agents_on_own_task: bool = True, agent_label: str = "PPO",
-            log: Callable[[Record], None] | None = None, bayesopt: bool = True) -> list[Record]:
-    """Every controller on every task at every tolerance [m], from the same initial states.
-
-    ``bayesopt``: include Bayesian optimisation (a few seconds per episode).
-    """
+            log: Callable[[Record], None] | None = None) -> list[Record]:
+    """Every controller on every task at every tolerance [m], from the same initial states
+    (Bayesian optimisation, a few seconds per episode, needs the extra "modelbased")."""
     from maml_rl.families.ares_ea.evaluation import bayesopt_stats
 
     records = []
@@ -137,8 +135,7 @@ def compare(environment: Any, tasks: Sequence[Any], thresholds: Sequence[float],
         for task in tasks:
             ev = env.evaluate(None, task, n_episodes, seed)
             add(_record(um, task.id, "Nelder-Mead", ev.benchmark))
-            if bayesopt:
-                add(_record(um, task.id, "Bayesian optimisation", bayesopt_stats(task, n_episodes, seed, env)))
+            add(_record(um, task.id, "Bayesian optimisation", bayesopt_stats(task, n_episodes, seed, env)))
             add(_record(um, task.id, "limit", ev.limit))
             named = [("meta-policy, zero-shot", meta_policy)] if meta_policy is not None else []
             if adapted is not None:
