@@ -33,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the run in the run folder")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--ls-threads", type=positive_int,
+                        help="line-search trials evaluated at once, in threads; the results do not depend on it "
+                             "(default: 2 if two cores are usable, else 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.experiment_type != "train":
@@ -44,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config=args.config, output_folder=args.output_folder, experiment_name=args.experiment_name,
             seed=args.seed, num_batches=args.num_batches, sampler=args.sampler, num_workers=args.num_workers,
             save_progress_interval=args.save_progress_interval, resume=args.resume, overwrite=args.overwrite,
-            progress=not args.no_progress, threads=args.threads, ray_address=args.ray_address,
+            progress=not args.no_progress, threads=args.threads, ls_threads=args.ls_threads, ray_address=args.ray_address,
             tensorboard=args.tensorboard))
     except SamplerError as exc:  # a dead or failing worker: every completed batch is on disk
         where = run_folder(args.output_folder, args.experiment_name, "train")

@@ -161,13 +161,16 @@ def gemm_gflops(rows: int, width: int, repeats: int) -> float:
 
 
 # ---------------------------------------------------------------------------- meta-training
-def run_training(checkout: Path, config_path: Path, batches: int | None, seed: int, threads: int) -> dict[str, Any]:
-    """One run of ``benchmark_training`` in a fresh process with ``checkout``'s ``maml_rl`` first on the path."""
+def run_training(checkout: Path, config_path: Path, batches: int | None, seed: int, threads: int,
+                 ls_threads: int = 0) -> dict[str, Any]:
+    """One run of ``benchmark_training`` in a fresh process with ``checkout``'s ``maml_rl`` first on the path
+    (``ls_threads`` 0: that checkout's default)."""
     code = ("import runpy, sys; sys.argv = [sys.argv[1], *sys.argv[2:]]; "
             "runpy.run_path(sys.argv[0], run_name='__main__')")
     env = dict(os.environ, PYTHONPATH=str(checkout), OMP_NUM_THREADS=str(threads))
-    result = subprocess.run([sys.executable, "-c", code, str(DRIVER), str(config_path.resolve()), str(batches or 0),
-                             str(seed), str(threads)], cwd=checkout, env=env, capture_output=True, text=True)
+    args = [str(config_path.resolve()), str(batches or 0), str(seed), str(threads), str(ls_threads)]
+    result = subprocess.run([sys.executable, "-c", code, str(DRIVER), *args], cwd=checkout, env=env,
+                            capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"benchmark run in {checkout} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -199,24 +202,26 @@ def report(name: str, runs: list[dict[str, Any]]) -> dict[str, float]:
         marks = sorted({0, min(19, len(rss) - 1), len(rss) // 2, len(rss) - 1})
         print(f"  {name} resident memory after batch " + ", ".join(f"{i + 1}: {rss[i]:.0f} MB" for i in marks)
               + f" (run 1; max {max(rss):.0f} MB)")
-    print(f"  {name} median of {len(rows)}: total {med['total']:.1f} s, first 20 {med['first20']:.3f} s/batch, "
+    print(f"  {name} median of {len(rows)}: total {med['total']:.1f} s (CPU {med['cpu']:.1f} s), first 20 {med['first20']:.3f} s/batch, "
           f"last 100 {med['last100']:.3f} s/batch, TRPO {100 * med['trpo']:.0f} % of the time")
     return med
 
 
 def bench_meta(config_path: Path, batches: int | None, repeats: int, seed: int, threads: int,
-               other: Path | None, other_config: Path | None = None) -> None:
+               other: Path | None, other_config: Path | None = None, ls_threads: int = 0) -> None:
     """The default meta-training, timed; with ``other`` alternating with another checkout, which
-    trains ``other_config`` (default: the same config file as this one)."""
+    trains ``other_config`` (default: the same config file as this one). ``ls_threads`` (0:
+    ``train.py``'s default) applies to this checkout only."""
     checkouts = {"this": REPO} if other is None else {"this": REPO, "other": other.resolve()}
     configs = {"this": config_path, "other": other_config or config_path}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
     for repeat in range(repeats):  # alternate, so both see the same machine load
         order = list(checkouts.items()) if repeat % 2 == 0 else list(checkouts.items())[::-1]
         for name, path in order:
-            runs[name].append(run_training(path, configs[name], batches, seed, threads))
-    print(f"meta-training (seed {seed}, {threads} torch thread(s), {repeats} run(s) per checkout, "
-          f"each in a fresh process; wall times):")
+            runs[name].append(run_training(path, configs[name], batches, seed, threads,
+                                           ls_threads if name == "this" else 0))
+    print(f"meta-training (seed {seed}, {threads} torch thread(s), {runs['this'][0]['ls_threads']} concurrent "
+          f"line-search trial(s) here, {repeats} run(s) per checkout, each in a fresh process; wall times):")
     medians = {}
     for name, path in checkouts.items():
         print(f" {name}: {path}, config {configs[name]}")
@@ -237,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=None, help="meta-batches (default: the config's)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, as train.py)")
+    parser.add_argument("--ls-threads", type=int, default=0,
+                        help="concurrent line-search trials of this checkout (default: train.py's)")
     parser.add_argument("--other", type=Path, default=None,
                         help="another checkout (e.g. a git worktree of an older commit) to time side by side")
     parser.add_argument("--other-config", type=Path, default=None,
@@ -258,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_fvp(args.config, args.seed, args.threads)
     if "meta" in args.what:
         bench_meta(args.config, args.batches, args.repeats or 1, args.seed, args.threads, args.other,
-                   args.other_config)
+                   args.other_config, args.ls_threads)
     if "cg" in args.what:
         from maml_rl.benchmark_cg import run as bench_cg
 

@@ -67,11 +67,12 @@ def run(config_path: Path, seed: int, threads: int, study_batches: Sequence[int]
     from maml_rl.training import batch_tasks
 
     config, env, policy, learner, sampler = in_process_training(config_path, seed, threads)
+    learner.ls_threads = 1  # trials in order, so the first recorded is the full step (same results)
     first_trial_kl: list[float] = []
     surrogate = learner.surrogate
 
-    def recording(train, valid, old=None):  # type: ignore[no-untyped-def]
-        result = surrogate(train, valid, old)
+    def recording(train, valid, old=None, meta=None):  # type: ignore[no-untyped-def]
+        result = surrogate(train, valid, old, meta)
         if old is not None and len(first_trial_kl) == 0:
             first_trial_kl.append(result.kl.item() / learner.max_kl)
         return result

@@ -1,11 +1,13 @@
 """One timed meta-training run, as ``train.py`` runs it (no files written), as one JSON line.
 
-    python -m maml_rl.benchmark_training CONFIG BATCHES SEED THREADS
+    python -m maml_rl.benchmark_training CONFIG BATCHES SEED THREADS [LS_THREADS]
 
 Uses only functions that exist since commit 2df8b99 (``load_config``, ``make_policy``,
 ``make_learner``, ``make_spec``, ``batch_tasks``, ``VectorizedSampler``, ``meta_update``), so
 ``python -m maml_rl.benchmark meta --other PATH`` runs this same file against another
-checkout's ``maml_rl`` (first on ``sys.path``) and the two are timed alike.
+checkout's ``maml_rl`` (first on ``sys.path``) and the two are timed alike. LS_THREADS (concurrent
+line-search trials, this checkout only; 0 or absent: ``train.py``'s default) is passed to
+``make_learner`` only when given.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def resident_mb() -> float | None:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run(config_path: str, batches: int | None, seed: int, threads: int) -> dict[str, Any]:
+def run(config_path: str, batches: int | None, seed: int, threads: int, ls_threads: int = 0) -> dict[str, Any]:
     """Meta-train for ``batches`` batches; per-batch wall and CPU seconds, phases, interactions, RSS."""
     import torch
 
@@ -42,7 +44,7 @@ def run(config_path: str, batches: int | None, seed: int, threads: int) -> dict[
     env = environment_of(config)
     batches = batches or config.num_batches
     policy = make_policy(config, seed)
-    learner = make_learner(config, policy)
+    learner = make_learner(config, policy, ls_threads) if ls_threads else make_learner(config, policy)
     sampler = VectorizedSampler(make_spec(config, policy, seed), policy)
     out: dict[str, Any] = {"wall": [], "cpu": [], "sampling": [], "adaptation": [], "trpo": [],
                            "interactions": [], "cg_iterations": [], "valid_return": [], "rss_mb": []}
@@ -58,9 +60,11 @@ def run(config_path: str, batches: int | None, seed: int, threads: int) -> dict[
         out["rss_mb"].append(resident_mb())
     out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KB
     out["torch"] = torch.__version__
+    out["ls_threads"] = getattr(learner, "ls_threads", 1)
     return out
 
 
 if __name__ == "__main__":
     config_arg, batches_arg, seed_arg, threads_arg = sys.argv[1:5]
-    print(json.dumps(run(config_arg, int(batches_arg) or None, int(seed_arg), int(threads_arg))))
+    ls_arg = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+    print(json.dumps(run(config_arg, int(batches_arg) or None, int(seed_arg), int(threads_arg), ls_arg)))

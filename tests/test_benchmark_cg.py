@@ -41,3 +41,22 @@ def test_other_config_needs_other_checkout(capsys) -> None:
         benchmark_main(["meta", "--other-config", str(REPO / "configs" / "awake.yaml")])
     assert exit_info.value.code == 2
     assert "--other-config" in capsys.readouterr().err
+
+
+def test_meta_benchmark_sets_line_search_threads_for_this_checkout_only(tiny_training_config, capsys) -> None:
+    """``benchmark meta --ls-threads 3 --other REPO``: this checkout's runs evaluate 3 trials at
+    once, the other checkout's runs keep their own default (the driver passes 0), and both train
+    the same tiny config to the same numbers (the line search's result does not depend on it)."""
+    from maml_rl.training import default_ls_threads
+
+    assert benchmark_main(["meta", "--config", str(tiny_training_config), "--batches", "2", "--ls-threads", "3",
+                           "--other", str(REPO)]) == 0
+    out = capsys.readouterr().out
+    assert "3 concurrent line-search trial(s) here" in out
+    runs = [line for line in out.splitlines() if " run 1: " in line]
+    assert len(runs) == 2 and "other / this" in out
+    # Everything after the timings (interactions, return) agrees between the two runs.
+    assert runs[0].split("interactions")[0].split(";")[-1] == runs[1].split("interactions")[0].split(";")[-1]
+    assert runs[0].split("post-adaptation return")[1].split(";")[0] == \
+        runs[1].split("post-adaptation return")[1].split(";")[0]
+    assert 1 <= default_ls_threads() <= 2

@@ -200,16 +200,17 @@ def test_first_order_fisher_against_the_full_re_adapted_kl(data) -> None:
 class _NeverImproves(MAMLTRPO):
     """A learner whose candidate surrogates never improve (only for the line-search test)."""
 
-    def surrogate(self, train_batches, valid, old=None):
-        result = super().surrogate(train_batches, valid, old)
+    def surrogate(self, train_batches, valid, old=None, meta=None):
+        result = super().surrogate(train_batches, valid, old, meta)
         if old is not None:
             result.loss = result.loss + 1.0
         return result
 
 
-def test_line_search_restores_parameters_bitwise(data) -> None:
+@pytest.mark.parametrize("ls_threads", [1, 3])
+def test_line_search_restores_parameters_bitwise(data, ls_threads: int) -> None:
     train, valid = data
-    learner = tiny_learner(True)
+    learner = tiny_learner(True, ls_threads=ls_threads)
     learner.__class__ = _NeverImproves
     before = [p.detach().clone() for p in learner.policy.parameters()]
     log = learner.step(train, valid)
@@ -288,3 +289,86 @@ def test_stored_adaptation_and_value_only_surrogate_equal_a_full_re_adaptation(f
     graph = learner.surrogate(train, valid, full.old)
     assert torch.equal(values.loss, graph.loss) and torch.equal(values.kl, graph.kl)
     assert values.kl.item() > 0 and not values.loss.requires_grad
+
+
+def _awake_round(hidden: int = 16, tasks: int = 3, episodes: int = 6, **kwargs):
+    """A learner and one sampled meta-batch of AWAKE tasks (float32, as in training)."""
+    from maml_rl.envs.dynamics import SteeringDynamics
+    from maml_rl.envs.tasks import sample_tasks
+    from maml_rl.families.awake.environment import AwakeEnvironment
+    from maml_rl.samplers import SamplerSpec, VectorizedSampler
+    from maml_rl.seeding import task_rng
+
+    torch.manual_seed(0)
+    policy = NormalMLPPolicy(10, 10, hidden_sizes=(hidden, hidden))
+    settings = dict(fast_lr=0.01, num_steps=2, first_order=True, gamma=1.0, gae_lambda=0.99, max_kl=1e-3,
+                    cg_iters=10, cg_damping=1e-5, ls_max_steps=10, ls_backtrack_ratio=0.6)
+    settings.update(kwargs)
+    learner = MAMLTRPO(policy, **settings)
+    environment = AwakeEnvironment(SteeringDynamics(max_time=30), "horizontal")
+    sampler = VectorizedSampler(SamplerSpec(environment, episodes, 0, policy.config()), policy)
+    return learner, sampler, lambda batch: sample_tasks(task_rng(3, batch), tasks)
+
+
+def test_concurrent_line_search_trials_equal_trials_one_at_a_time() -> None:
+    """trial_values with worker threads gives bit for bit the values of evaluating each trial
+    alone, and those of the plain way: the policy set to the trial, then ``surrogate``."""
+    learner, sampler, tasks = _awake_round(ls_threads=3)
+    train, valid = learner.sample(sampler, tasks(0), 0)
+    current = learner.surrogate(train, valid)
+    params = list(learner.policy.parameters())
+    start = parameters_to_vector(params).detach().clone()
+    direction = torch.randn(start.shape, generator=torch.Generator().manual_seed(1))
+    vectors = [start + 1e-2 * 0.5 ** t * direction for t in range(5)]
+    together = learner.trial_values(vectors, train, valid, current.old)  # 1 here + 4 in 2 worker threads
+    alone = [learner.trial_values([v], train, valid, current.old)[0] for v in vectors]
+    assert together == alone
+    assert len(set(together)) == 5 and all(kl > 0 for _, kl in together)  # five different trials
+    for vector, values in zip(vectors, alone):
+        vector_to_parameters(vector, params)
+        with torch.no_grad():
+            plain = learner.surrogate(train, valid, current.old)
+        assert (plain.loss.item(), plain.kl.item()) == values
+
+
+def test_meta_training_is_identical_for_any_number_of_line_search_threads() -> None:
+    """Every logged number (timings aside) and the final meta-parameters agree bit for bit
+    between 1, 2 and 3 concurrent trials, with acceptances at different trials, which fall
+    in different places of the groups of 2 and 3."""
+    def training(ls_threads: int) -> tuple[list[dict], torch.Tensor]:
+        from maml_rl.metalearners import meta_update
+
+        learner, sampler, tasks = _awake_round(ls_threads=ls_threads)
+        rows = [meta_update(learner, sampler, tasks(batch), batch) for batch in range(6)]
+        untimed = [{k: v for k, v in row.items() if not k.startswith("time_")} for row in rows]
+        return untimed, parameters_to_vector(learner.policy.parameters()).detach()
+
+    rows, final = training(1)
+    accepted = {row["ls_step"] for row in rows}
+    assert len(accepted) >= 2 and max(accepted) >= 1, accepted  # not only the full step
+    for ls_threads in (2, 3):
+        other_rows, other_final = training(ls_threads)
+        assert other_rows == rows
+        assert torch.equal(other_final, final)
+
+
+@pytest.mark.parametrize("first_order, max_kl, damping", [(True, 1e-1, 0.0), (True, 3e-2, 0.0), (True, 1e-2, 1e-3),
+                                                         (False, 1e-1, 0.0), (False, 1e-2, 0.0)])
+def test_line_search_step_is_independent_of_the_number_of_threads(data, first_order, max_kl, damping) -> None:
+    """The accepted trial (here 2 to 8: every place within groups of 2, 3 and 4), its values
+    and the new meta-parameters agree bit for bit for 1 to 4 concurrent trials."""
+    train, valid = data
+    results = []
+    for ls_threads in (1, 2, 3, 4):
+        learner = tiny_learner(first_order, max_kl=max_kl, cg_damping=damping, ls_threads=ls_threads)
+        log = learner.step(train, valid)
+        results.append((log, parameters_to_vector(learner.policy.parameters()).detach()))
+    log, final = results[0]
+    assert log["ls_accepted"] and log["ls_step"] >= 2
+    for other_log, other_final in results[1:]:
+        assert other_log == log and torch.equal(other_final, final)
+
+
+def test_line_search_threads_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="ls_threads must be >= 1"):
+        tiny_learner(True, ls_threads=0)

@@ -78,10 +78,11 @@ def test_existing_run_is_refused_then_overwritten(trained, tiny_config) -> None:
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, trained, tiny_config) -> None:
+    # Also with other numbers of concurrent line-search trials than the uninterrupted run's default.
     run("train.py", "--config", str(tiny_config), "--output-folder", str(tmp_path), "--experiment-name", "tiny",
-        "--num-batches", "1", "--no-progress")
+        "--num-batches", "1", "--no-progress", "--ls-threads", "1")
     run("train.py", "--output-folder", str(tmp_path), "--experiment-name", "tiny", "--num-batches", "3", "--resume",
-        "--no-progress")
+        "--no-progress", "--ls-threads", "3")
     full = [json.loads(x) for x in (trained / "tiny" / "train" / "metrics.jsonl").read_text().splitlines()]
     resumed = [json.loads(x) for x in (tmp_path / "tiny" / "train" / "metrics.jsonl").read_text().splitlines()]
     assert len(resumed) == len(full) == 3
@@ -132,6 +133,12 @@ def test_adaptation_evaluation_and_plots(tmp_path, trained, tiny_config) -> None
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, fragments) -> None:
     result = run(*args, "--output-folder", str(tmp_path), expect=2)
     one_line_error(result, *fragments)
+
+
+def test_line_search_threads_must_be_positive(tmp_path) -> None:
+    result = run("train.py", "--ls-threads", "0", "--output-folder", str(tmp_path), expect=2)
+    assert "argument --ls-threads: must be a positive integer, got 0" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr and not any(tmp_path.iterdir())
 
 
 def test_more_bad_input(tmp_path, tiny_config) -> None:

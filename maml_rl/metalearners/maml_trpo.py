@@ -17,8 +17,12 @@ subject to mean_i KL(pi_old || pi_{theta_i'(theta)}) <= max_kl, where theta_i'(t
 re-adapts from the meta-parameters on the stored D_i^k (``create_graph=True`` for
 second-order MAML, detached inner gradients for first-order). The step is the natural
 gradient s = H^-1 g (conjugate gradient on Hessian-vector products of the KL, damped),
-scaled so that 0.5 s^T H s = max_kl, then a backtracking line search that accepts only
-an improving surrogate with KL <= max_kl and otherwise restores the old parameters.
+scaled so that 0.5 s^T H s = max_kl, then a backtracking line search that accepts the
+first trial (in order of decreasing step) with an improving surrogate and KL <= max_kl and
+otherwise keeps the old parameters. With ``ls_threads`` > 1, that many consecutive trials
+are evaluated at once in threads (each one exactly as alone, so the accepted step does not
+depend on the number of threads); the second core then computes the trial that is needed
+when the first is rejected, which it almost always is.
 
 All K tasks are processed together through task-stacked parameters
 (``NormalMLPPolicy.forward_stacked``); losses, gradients and Fisher-vector products see
@@ -31,6 +35,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -110,6 +115,9 @@ class MAMLTRPO:
         Conjugate-gradient iterations and damping added to the KL Hessian.
     ls_max_steps, ls_backtrack_ratio
         Line-search trials and step shrink factor.
+    ls_threads
+        Line-search trials evaluated concurrently (1: one after the other). Changes only the
+        wall time: every trial is computed exactly as alone and the first acceptable one wins.
     baseline_reg
         Initial ridge coefficient of the linear baseline.
     adv_std_floor
@@ -125,7 +133,9 @@ class MAMLTRPO:
                  first_order: bool = False, gamma: float = 0.99, gae_lambda: float = 1.0,
                  max_kl: float = 1e-2, cg_iters: int = 10, cg_damping: float = 1e-2,
                  ls_max_steps: int = 10, ls_backtrack_ratio: float = 0.5, baseline_reg: float = 1e-5,
-                 adv_std_floor: float = 0.0, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+                 adv_std_floor: float = 0.0, block_size: int = DEFAULT_BLOCK_SIZE, ls_threads: int = 1) -> None:
+        if ls_threads < 1:
+            raise ValueError(f"ls_threads must be >= 1, got {ls_threads}")
         self.policy = policy
         self.fast_lr = fast_lr
         self.num_steps = num_steps
@@ -137,6 +147,8 @@ class MAMLTRPO:
         self.baseline_reg = baseline_reg
         self.adv_std_floor = adv_std_floor
         self.block_size = block_size
+        self.ls_threads = ls_threads
+        self._pool: ThreadPoolExecutor | None = None  # started at the first concurrent line search
         self._blocks: dict[int, tuple[object, StepBlocks]] = {}
         self._adaptation: _Adaptation | None = None
 
@@ -225,32 +237,35 @@ class MAMLTRPO:
         return train, valid
 
     # ------------------------------------------------------------------ outer loop
-    def adapted_parameters(self, train_batches: Sequence[EpisodeBatch],
-                           num_tasks: int) -> "OrderedDict[str, torch.Tensor]":
+    def adapted_parameters(self, train_batches: Sequence[EpisodeBatch], num_tasks: int,
+                           meta: "OrderedDict[str, torch.Tensor] | None" = None) -> "OrderedDict[str, torch.Tensor]":
         """Task-stacked parameters adapted from the meta-parameters on ``train_batches``.
 
+        ``meta`` (named like the policy's parameters) replaces the policy's own meta-parameters.
         First-order MAML at the meta-parameters the batches were sampled with: the values
         computed while sampling (``sample``), which a re-adaptation reproduces exactly, with
         the first-order dependence theta_i' = stored_i + (theta - theta), d theta_i'/d theta = I.
         """
-        start = stack_params(self.policy.meta_parameters(), num_tasks)
+        meta = self.policy.meta_parameters() if meta is None else meta
+        start = stack_params(meta, num_tasks)
         memo = self._adaptation
         if (self.first_order and memo is not None and num_tasks == memo.params["log_std"].shape[0]
-                and memo.matches(train_batches, parameters_to_vector(self.policy.parameters()).detach())):
+                and memo.matches(train_batches, parameters_to_vector(meta.values()).detach())):
             if not torch.is_grad_enabled():
                 return memo.params
             return OrderedDict((n, memo.params[n] + (p - p.detach())) for n, p in start.items())
         return self.adapt(train_batches, params=start)
 
     def surrogate(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch,
-                  old: OldPolicy | None = None) -> "Surrogate":
+                  old: OldPolicy | None = None, meta: "OrderedDict[str, torch.Tensor] | None" = None) -> "Surrogate":
         """Surrogate loss -mean_i mean_t ratio_t A_t and mean KL(old || new) through adaptation.
 
         With ``old=None`` the current policy is the old one (ratio 1, KL 0, but both keep
         their graphs, so gradient and Hessian at the current parameters are available).
         Under ``torch.no_grad()`` (line-search trials) only the values are computed.
+        ``meta`` replaces the policy's meta-parameters (``adapted_parameters``).
         """
-        params = self.adapted_parameters(train_batches, valid.num_tasks)
+        params = self.adapted_parameters(train_batches, valid.num_tasks, meta)
         steps = self.steps(valid)
         mean, log_std = self.policy.stacked_mean_log_std(steps.observations, steps.gather(params))
         log_prob = gaussian_log_prob(steps.actions, mean, log_std)
@@ -309,16 +324,42 @@ class MAMLTRPO:
             return log  # no trust-region step along a non-positive-curvature direction
         full_step = direction / math.sqrt(shs / self.max_kl)
         old_vector = parameters_to_vector(params).detach().clone()
-        for trial in range(self.ls_max_steps):
-            vector_to_parameters(old_vector - self.ls_backtrack_ratio ** trial * full_step, params)
-            with torch.no_grad():  # values only
-                candidate = self.surrogate(train_batches, valid, current.old)
-            loss, kl = candidate.loss.item(), candidate.kl.item()
-            if loss < old_loss and kl <= self.max_kl:
-                log.update(ls_accepted=True, ls_step=trial, loss_after=loss, kl_after=kl)
-                return log
-        vector_to_parameters(old_vector, params)  # no acceptable step: restore exactly
-        return log
+        trial = 0
+        while trial < self.ls_max_steps:
+            group = range(trial, min(trial + self.ls_threads, self.ls_max_steps))
+            vectors = [old_vector - self.ls_backtrack_ratio ** t * full_step for t in group]
+            for t, vector, (loss, kl) in zip(group, vectors, self.trial_values(vectors, train_batches, valid,
+                                                                                  current.old)):
+                if loss < old_loss and kl <= self.max_kl:  # the first acceptable trial, in order
+                    vector_to_parameters(vector, params)
+                    log.update(ls_accepted=True, ls_step=t, loss_after=loss, kl_after=kl)
+                    return log
+            trial = group.stop
+        return log  # no acceptable step: the parameters were never changed
+
+    def trial_values(self, vectors: Sequence[torch.Tensor], train_batches: Sequence[EpisodeBatch],
+                     valid: EpisodeBatch, old: OldPolicy) -> list[tuple[float, float]]:
+        """Surrogate loss and mean KL after re-adapting from each meta-parameter vector (values only).
+
+        The first vector is evaluated in this thread, the others concurrently in worker threads
+        (torch releases the GIL inside its operations). Each evaluation is the same sequence of
+        single-threaded operations as alone, so the values do not depend on the concurrency.
+        """
+        def values(vector: torch.Tensor) -> tuple[float, float]:
+            meta, offset = OrderedDict(), 0
+            for name, p in self.policy.named_parameters():  # views, as vector_to_parameters makes
+                meta[name] = vector[offset:offset + p.numel()].view_as(p)
+                offset += p.numel()
+            with torch.no_grad():  # grad mode is per thread
+                candidate = self.surrogate(train_batches, valid, old, meta)
+            return candidate.loss.item(), candidate.kl.item()
+
+        if len(vectors) == 1:
+            return [values(vectors[0])]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.ls_threads - 1, thread_name_prefix="line-search")
+        others = [self._pool.submit(values, vector) for vector in vectors[1:]]
+        return [values(vectors[0])] + [future.result() for future in others]
 
 
 def episode_statistics(batch: EpisodeBatch, prefix: str) -> dict[str, Any]:
