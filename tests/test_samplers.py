@@ -157,6 +157,30 @@ def test_adaptation_draws_from_its_own_streams(policy) -> None:
     assert episode_rng(5, 3, 2, 4, 6, purpose=PURPOSE_ADAPTATION).random() != episode_rng(5, 3, 2, 4, 6).random()
 
 
+def test_recycled_episode_generators_give_the_streams_of_fresh_ones() -> None:
+    """``recycled_episode_rngs`` reuses bit generators left in any state (partly used buffers,
+    a pending 32-bit half) and must still give, draw for draw, the streams of ``episode_rng``."""
+    import numpy as np
+
+    from maml_rl.seeding import PURPOSE_ADAPTATION, STREAM_OBS_NOISE, episode_rng, recycled_episode_rngs
+
+    def draws(g: np.random.Generator) -> list[np.ndarray]:
+        return [g.standard_normal(37), g.integers(0, 2**31, size=3, dtype=np.uint32), g.uniform(-1, 1, (5, 2)),
+                g.standard_normal((2, 3)), np.asarray(g.integers(0, 7)), g.random(3)]
+
+    keys = [(5, 3, r, t, e, stream, purpose) for r in (0, 4) for t in (0, 2) for e in (0, 15)
+            for stream, purpose in ((0, 0), (STREAM_OBS_NOISE, PURPOSE_ADAPTATION))]
+    for _ in range(3):  # the second and third rounds run on the first round's bit generators
+        with recycled_episode_rngs() as make:
+            recycled = [draws(make(*key)) for key in keys]
+        for key, values in zip(keys, recycled):
+            fresh = draws(episode_rng(*key))
+            assert all(np.array_equal(a, b) for a, b in zip(values, fresh)), key
+        keys = keys[::-1]  # other keys on the recycled generators
+    with recycled_episode_rngs() as make, pytest.raises(ValueError, match="episode 65536 outside"):
+        make(5, 3, 0, 0, 1 << 16)
+
+
 @pytest.mark.parametrize("hidden,episodes", [(16, 3), (20, 3)])
 def test_episodes_do_not_depend_on_how_tasks_are_split(hidden, episodes) -> None:
     # Regression: with 3 episodes per task a task's observations started at an unaligned offset

@@ -17,7 +17,7 @@ import torch
 from maml_rl.episode import EpisodeBatch
 from maml_rl.families.base import FamilyEnvironment
 from maml_rl.policies.normal_mlp import NormalMLPPolicy
-from maml_rl.seeding import PURPOSE_TRAINING, episode_rng
+from maml_rl.seeding import PURPOSE_TRAINING, EpisodeRng, recycled_episode_rngs
 
 NOISE_CHUNK = 32  # action noise is drawn 32 steps at a time per episode
 ALIGN = 16  # float32 values per 64 bytes
@@ -60,6 +60,14 @@ def rollout(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], task_ar
     key
         Seed, meta-batch and round of the random streams.
     """
+    with recycled_episode_rngs() as episode_rng:  # the episodes' generators live only in this call
+        return _sample(policy, params, task_arrays, task_positions, episodes_per_task, environment, key, episode_rng)
+
+
+def _sample(policy: NormalMLPPolicy, params: Mapping[str, torch.Tensor], task_arrays: tuple[np.ndarray, ...],
+            task_positions: Sequence[int], episodes_per_task: int, environment: FamilyEnvironment,
+            key: RolloutKey, episode_rng: EpisodeRng) -> EpisodeBatch:
+    """``rollout`` with the episodes' generators made by ``episode_rng`` (``maml_rl.seeding``)."""
     k, b = len(task_positions), episodes_per_task
     obs_dim, act_dim = environment.obs_dim, environment.act_dim
     # A copy in the standard layout: a stacked view (stride 0 along K, even for K = 1) or a worker's
