@@ -126,7 +126,8 @@ def run_trial(sample: dict[str, Any], settings: SearchSettings, folder: str) -> 
         train(TrainOptions(config=None if resume else config_path, output_folder=trial_folder.parent,
                            experiment_name=trial_folder.name, seed=None if resume else settings.seed,
                            num_batches=settings.num_batches, resume=resume, progress=False,
-                           tensorboard=settings.tensorboard, on_batch=on_batch))
+                           tensorboard=settings.tensorboard, on_batch=on_batch,
+                           ls_threads=1))  # one CPU per trial (tune.with_resources below)
     finally:
         if board is not None:
             board.close()
