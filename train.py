@@ -47,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config=args.config, output_folder=args.output_folder, experiment_name=args.experiment_name,
             seed=args.seed, num_batches=args.num_batches, sampler=args.sampler, num_workers=args.num_workers,
             save_progress_interval=args.save_progress_interval, resume=args.resume, overwrite=args.overwrite,
-            progress=not args.no_progress, threads=args.threads, ls_threads=args.ls_threads, ray_address=args.ray_address,
+            progress=not args.no_progress, threads=args.threads, ls_threads=args.ls_threads,
+            ray_address=args.ray_address,
             tensorboard=args.tensorboard))
     except SamplerError as exc:  # a dead or failing worker: every completed batch is on disk
         where = run_folder(args.output_folder, args.experiment_name, "train")

@@ -202,8 +202,9 @@ def report(name: str, runs: list[dict[str, Any]]) -> dict[str, float]:
         marks = sorted({0, min(19, len(rss) - 1), len(rss) // 2, len(rss) - 1})
         print(f"  {name} resident memory after batch " + ", ".join(f"{i + 1}: {rss[i]:.0f} MB" for i in marks)
               + f" (run 1; max {max(rss):.0f} MB)")
-    print(f"  {name} median of {len(rows)}: total {med['total']:.1f} s (CPU {med['cpu']:.1f} s), first 20 {med['first20']:.3f} s/batch, "
-          f"last 100 {med['last100']:.3f} s/batch, TRPO {100 * med['trpo']:.0f} % of the time")
+    print(f"  {name} median of {len(rows)}: total {med['total']:.1f} s (CPU {med['cpu']:.1f} s), "
+          f"first 20 {med['first20']:.3f} s/batch, last 100 {med['last100']:.3f} s/batch, "
+          f"TRPO {100 * med['trpo']:.0f} % of the time")
     return med
 
 
