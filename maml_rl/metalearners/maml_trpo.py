@@ -50,7 +50,7 @@ from maml_rl.policies.normal_mlp import NormalMLPPolicy, gaussian_kl, gaussian_l
 from maml_rl.samplers.base import Sampler
 from maml_rl.utils.blocks import DEFAULT_BLOCK_SIZE, StepBlocks, adaptive_block_size, step_blocks
 from maml_rl.utils.optimization import conjugate_gradient
-from maml_rl.utils.torch_utils import flat, fresh_leaves, stack_params
+from maml_rl.utils.torch_utils import flat, fresh_leaves, stack_params, unflatten_like
 
 Task = Any  # a task of any family: an integer ``id`` and ``factors`` (maml_rl.families.base)
 
@@ -328,8 +328,8 @@ class MAMLTRPO:
         while trial < self.ls_max_steps:
             group = range(trial, min(trial + self.ls_threads, self.ls_max_steps))
             vectors = [old_vector - self.ls_backtrack_ratio ** t * full_step for t in group]
-            for t, vector, (loss, kl) in zip(group, vectors, self.trial_values(vectors, train_batches, valid,
-                                                                                  current.old)):
+            results = self.trial_values(vectors, train_batches, valid, current.old)
+            for t, vector, (loss, kl) in zip(group, vectors, results):
                 if loss < old_loss and kl <= self.max_kl:  # the first acceptable trial, in order
                     vector_to_parameters(vector, params)
                     log.update(ls_accepted=True, ls_step=t, loss_after=loss, kl_after=kl)
@@ -345,11 +345,10 @@ class MAMLTRPO:
         (torch releases the GIL inside its operations). Each evaluation is the same sequence of
         single-threaded operations as alone, so the values do not depend on the concurrency.
         """
+        names, like = zip(*self.policy.named_parameters())
+
         def values(vector: torch.Tensor) -> tuple[float, float]:
-            meta, offset = OrderedDict(), 0
-            for name, p in self.policy.named_parameters():  # views, as vector_to_parameters makes
-                meta[name] = vector[offset:offset + p.numel()].view_as(p)
-                offset += p.numel()
+            meta = OrderedDict(zip(names, unflatten_like(vector, like)))  # views, as vector_to_parameters makes
             with torch.no_grad():  # grad mode is per thread
                 candidate = self.surrogate(train_batches, valid, old, meta)
             return candidate.loss.item(), candidate.kl.item()
