@@ -77,6 +77,34 @@ def test_gathered_parameters_give_each_block_its_task_and_sum_gradients() -> Non
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_task_sums_are_autograds_backward_of_gather_bitwise(dtype) -> None:
+    """``task_sums`` is the adjoint of ``gather`` as autograd computes it, bit for bit, also for
+    a per-block tensor in the transposed layout of a weight gradient; the value-only gather
+    (no gradient possible) copies the same values as the differentiable one."""
+    g = torch.Generator().manual_seed(2)
+    counts = [70, 3, 33, 0, 16]
+    mask, obs, actions, advantages = packed_data(counts, 70)
+    blocks = step_blocks(mask.to(dtype), obs.to(dtype), actions.to(dtype), advantages.to(dtype), 8)
+    stacked = {"w": torch.randn(5, 6, 4, generator=g, dtype=dtype).requires_grad_(),
+               "b": torch.randn(5, 6, generator=g, dtype=dtype).requires_grad_()}
+    gathered = blocks.gather(stacked)
+    with torch.no_grad():
+        copied = blocks.gather(stacked)
+    for name in stacked:
+        assert torch.equal(copied[name], gathered[name]) and not copied[name].requires_grad
+    rows = len(blocks.task)
+    cotangents = {"w": torch.randn(rows, 4, 6, generator=g, dtype=dtype).transpose(1, 2),  # transposed layout
+                  "b": torch.randn(rows, 6, generator=g, dtype=dtype)}
+    loss = sum((gathered[name] * cotangents[name]).sum() for name in stacked)
+    reference = torch.autograd.grad(loss, list(stacked.values()))
+    sums = blocks.task_sums(cotangents)
+    for name, ref in zip(stacked, reference):
+        assert torch.equal(sums[name], ref) and sums[name].is_contiguous()
+    assert torch.all(sums["b"][3] == 0)  # the task without steps has no block
+    torch.testing.assert_close(sums["w"][0], cotangents["w"][blocks.task == 0].sum(0), rtol=1e-5, atol=1e-5)
+
+
 def test_fisher_product_on_blocks_equals_padded_layout() -> None:
     torch.manual_seed(0)
     policy = NormalMLPPolicy(3, 2, hidden_sizes=(5, 4)).double()

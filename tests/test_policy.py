@@ -113,6 +113,34 @@ def test_fisher_vector_product_is_the_kl_hessian(nonlinearity: str) -> None:
         torch.testing.assert_close(product(vector), reference, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu", "elu"])
+@pytest.mark.parametrize(("hidden", "obs_dim", "act_dim"), [((64, 64), 10, 10), ((7,), 3, 2), ((12, 5, 9), 4, 3)])
+def test_log_prob_vjp_equals_autograd_bitwise(hidden, obs_dim: int, act_dim: int, nonlinearity: str, dtype) -> None:
+    """The hand-written gradient of sum c log pi is autograd's, bit for bit: padding rows,
+    a standard deviation on the floor, negative and zero cotangents, every nonlinearity and
+    depth (the inner steps of training rely on this to reproduce earlier results exactly)."""
+    torch.manual_seed(5)
+    policy = NormalMLPPolicy(obs_dim, act_dim, hidden_sizes=hidden, nonlinearity=nonlinearity, min_std=0.05).to(dtype)
+    k, n = 6, 16
+    params = {name: (p.detach().unsqueeze(0) + 0.3 * torch.randn(k, *p.shape, dtype=dtype)).requires_grad_()
+              for name, p in policy.named_parameters()}
+    with torch.no_grad():
+        params["log_std"][1, 0] = math.log(0.01)  # below the floor: no gradient through the clamp
+    obs = torch.randn(k, n, obs_dim, dtype=dtype)
+    actions = torch.randn(k, n, act_dim, dtype=dtype)
+    cotangent = torch.randn(k, n, dtype=dtype)
+    cotangent[2, 9:] = 0.0  # padding
+    mean, log_std = policy.stacked_mean_log_std(obs, params)
+    reference = torch.autograd.grad((gaussian_log_prob(actions, mean, log_std) * cotangent).sum(), list(params.values()))
+    manual = policy.stacked_log_prob_vjp(obs, actions, cotangent, {n_: p.detach() for n_, p in params.items()})
+    assert list(manual) == list(params)
+    for name, ref in zip(params, reference):
+        assert torch.equal(manual[name], ref), name
+        assert not manual[name].requires_grad
+    assert torch.all(manual["log_std"][1, 0] == 0) and torch.all(manual["log_std"][1, 1:] != 0)
+
+
 def test_update_params_on_stacked_parameters_gives_per_task_gradients(policy: NormalMLPPolicy) -> None:
     k = 2
     obs, actions = torch.randn(k, 9, 10), torch.randn(k, 9, 10)

@@ -181,25 +181,47 @@ class MAMLTRPO:
         mean, log_std = self.policy.stacked_mean_log_std(steps.observations, steps.gather(params))
         return -steps.task_means(gaussian_log_prob(steps.actions, mean, log_std) * steps.advantages).sum()
 
+    def inner_gradient(self, batch: EpisodeBatch,
+                       params: "OrderedDict[str, torch.Tensor]") -> "OrderedDict[str, torch.Tensor]":
+        """Gradient of ``inner_loss`` with respect to the task-stacked ``params`` (values only).
+
+        L = -sum_k mean_{t in task k} log pi(a_t|s_t) A_t, so the cotangent of step t of task k
+        is c_t = -A_t / n_k (0 on padding); the policy's vector-Jacobian product gives each
+        block's gradient and ``StepBlocks.task_sums`` adds the blocks of a task. The operations
+        are those of autograd's backward of ``inner_loss``: the values equal
+        ``torch.autograd.grad(self.inner_loss(batch, params), params)`` bit for bit (tested).
+        """
+        steps = self.steps(batch)
+        with torch.no_grad():
+            per_task = torch.full((steps.num_tasks,), -1.0, dtype=steps.advantages.dtype)
+            per_task = per_task / steps.counts.clamp_min(1).to(per_task.dtype)
+            cotangent = (per_task.index_select(0, steps.task).unsqueeze(1) * steps.mask) * steps.advantages
+            blocks = self.policy.stacked_log_prob_vjp(steps.observations, steps.actions, cotangent,
+                                                      steps.gather(OrderedDict((n, p.detach()) for n, p in params.items())))
+            return steps.task_sums(blocks)
+
     def adapt(self, train_batches: Sequence[EpisodeBatch], first_order: bool | None = None,
               params: "OrderedDict[str, torch.Tensor] | None" = None) -> "OrderedDict[str, torch.Tensor]":
         """Task-stacked adapted parameters after one inner step per training batch.
 
         Starts from the meta-parameters (replicated over the batches' tasks) unless
-        ``params`` (task-stacked) is given. Under ``torch.no_grad()`` only the values are
-        computed (each inner gradient still uses autograd, from detached parameters).
+        ``params`` (task-stacked) is given. Second-order steps keep the graph of the inner
+        gradient (``update_params``); first-order steps and every step under
+        ``torch.no_grad()`` (values only) take the gradient from ``inner_gradient``, a
+        constant, so theta' = theta - lr * g stays differentiable in theta with
+        d theta' / d theta = I, as with autograd's detached gradient.
         """
         first_order = self.first_order if first_order is None else first_order
         if params is None:
             params = stack_params(self.policy.meta_parameters(), train_batches[0].num_tasks)
         for batch in train_batches:
-            if torch.is_grad_enabled():
+            if torch.is_grad_enabled() and not first_order:
                 params = self.policy.update_params(self.inner_loss(batch, params), params, self.fast_lr, first_order)
                 continue
-            leaves = fresh_leaves(params)
-            with torch.enable_grad():
-                grads = torch.autograd.grad(self.inner_loss(batch, leaves), list(leaves.values()))
-            params = OrderedDict((n, p.detach() - self.fast_lr * g) for (n, p), g in zip(leaves.items(), grads))
+            # A contiguous copy of the parameters, as autograd's inner step saw fresh leaves:
+            # the products then take the same memory layouts.
+            grads = self.inner_gradient(batch, OrderedDict((n, p.detach().contiguous()) for n, p in params.items()))
+            params = OrderedDict((n, p - self.fast_lr * grads[n]) for n, p in params.items())
         return params
 
     def sample(self, sampler: Sampler, tasks: Sequence[Task], batch_index: int,

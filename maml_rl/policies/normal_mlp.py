@@ -90,6 +90,23 @@ _DERIVATIVES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = 
 }
 
 
+# Value of each nonlinearity on a tensor outside autograd (a new tensor; the same values as
+# the module's forward).
+_VALUES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda x: _NumpyTanh.forward(x) if _numpy_serves(x) else torch.tanh(x),
+    "relu": torch.relu,
+    "elu": nn.functional.elu,
+}
+# Autograd's own backward of each nonlinearity (cotangent g, input a, output h): the same
+# kernels the engine runs for the module's forward, so hand-written gradients equal
+# ``torch.autograd.grad`` bit for bit.
+_BACKWARDS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda g, a, h: g * (1.0 - h * h) if _numpy_serves(h) else torch.ops.aten.tanh_backward(g, h),
+    "relu": lambda g, a, h: torch.ops.aten.threshold_backward(g, h, 0),
+    "elu": lambda g, a, h: torch.ops.aten.elu_backward(g, 1.0, 1, 1, False, a),
+}
+
+
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -163,6 +180,10 @@ class NormalMLPPolicy(nn.Module):
                 "hidden_sizes": list(self.hidden_sizes), "nonlinearity": self.nonlinearity,
                 "init_std": self.init_std, "min_std": self.min_std}
 
+    def linear_names(self) -> list[str]:
+        """Names of the linear layers, input to output (``body.0``, ..., ``mu``)."""
+        return [f"body.{i}" for i, m in enumerate(self.body) if isinstance(m, nn.Linear)] + ["mu"]
+
     def meta_parameters(self) -> "OrderedDict[str, torch.Tensor]":
         """The module's own parameters as an ordered dict (the meta-parameters)."""
         return OrderedDict(self.named_parameters())
@@ -216,7 +237,7 @@ class NormalMLPPolicy(nn.Module):
         views prepared once and the nonlinearity applied in place: sampling calls it once per
         time step. Not differentiable (in-place); use under ``torch.no_grad()``.
         """
-        names = [f"body.{i}" for i, m in enumerate(self.body) if isinstance(m, nn.Linear)] + ["mu"]
+        names = self.linear_names()
         # torch's batched product takes another kernel for a batch of one matrix, whose last
         # bits can differ: a lone task is evaluated as a pair, so that a task's actions do not
         # depend on how many tasks a sampler worker holds (see also MKL_CBWR in maml_rl/__init__.py).
@@ -266,8 +287,7 @@ class NormalMLPPolicy(nn.Module):
         k, n = obs.shape[:2]
         with torch.no_grad():
             h = obs
-            names = [f"body.{i}" for i, m in enumerate(self.body) if isinstance(m, nn.Linear)] + ["mu"]
-            for name in names:
+            for name in self.linear_names():
                 weight = params[f"{name}.weight"]
                 derivative = None
                 if name != "mu":
@@ -315,6 +335,72 @@ class NormalMLPPolicy(nn.Module):
             return result
 
         return product
+
+    def stacked_log_prob_vjp(self, obs: torch.Tensor, actions: torch.Tensor, cotangent: torch.Tensor,
+                             params: "dict[str, torch.Tensor]") -> "OrderedDict[str, torch.Tensor]":
+        """Gradients of sum_kn c_kn log pi_k(a_kn | s_kn) with respect to K policies' parameters.
+
+        The vector-Jacobian product of ``gaussian_log_prob(actions, *stacked_mean_log_std(obs,
+        params))`` with the cotangent c, written out without building a graph. With
+        z = (a - mu) / sigma and log pi = -1/2 |z|^2 - sum_j log sigma_j - d/2 log(2 pi):
+        d log pi / d mu = z / sigma and d log pi / d log sigma_j = z_j^2 - 1; the means are then
+        back-propagated layer by layer (dW = delta^T h_in, db = sum_n delta, delta_in =
+        (delta W) * f'(a)). Every operation is the one autograd's backward runs for that
+        forward, in the same order and memory layout, so the result equals
+        ``torch.autograd.grad`` bit for bit (tested); it costs about half as much, because the
+        forward keeps no graph and no gradient of a weight is copied out of a transposed view.
+        Values only: the result is not differentiable.
+
+        Parameters
+        ----------
+        obs, actions
+            (K, N, input_size) and (K, N, output_size).
+        cotangent
+            (K, N) coefficients c_kn (0 on padding).
+        params
+            Task-stacked parameters (K, *shape).
+
+        Returns
+        -------
+        OrderedDict
+            (K, *shape) gradients, named and ordered like ``params``.
+        """
+        names = self.linear_names()
+        floor = math.log(self.min_std)
+        with torch.no_grad():
+            inputs, outputs = [], []  # each linear layer's input; each hidden layer's (pre, post) activation
+            h = obs
+            for name in names:
+                inputs.append(h)
+                pre = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, params[f"{name}.weight"].transpose(1, 2))
+                if name == "mu":
+                    mean = pre
+                    break
+                h = _VALUES[self.nonlinearity](pre)
+                outputs.append((pre, h))
+            raw_log_std = params["log_std"]
+            log_std = torch.clamp(raw_log_std, min=floor).unsqueeze(1)
+            diff = actions - mean
+            inv_std = torch.exp(-log_std)
+            z = diff * inv_std
+            # log pi = -0.5 * sum_j z_j^2 - (sum_j log sigma_j + const)
+            half = (cotangent * -0.5).unsqueeze(-1) * z
+            grad_z = half + half  # d(z*z): the engine adds the two equal products of the mul
+            grad_mean = -(grad_z * inv_std)
+            grad_log_std = -((grad_z * diff).sum(1, keepdim=True) * inv_std) + (-cotangent).sum(1, keepdim=True).unsqueeze(-1)
+            grads = {"log_std": torch.where(raw_log_std >= floor, grad_log_std.squeeze(1),
+                                            torch.zeros((), dtype=grad_log_std.dtype))}
+            delta = grad_mean
+            for index in range(len(names) - 1, -1, -1):
+                name = names[index]
+                grads[f"{name}.bias"] = delta.sum(1, keepdim=True).squeeze(1)
+                # autograd's (in, out) product, left transposed: ``task_sums`` of blocks and
+                # ``contiguous`` here copy it; see ``maml_rl.utils.blocks.StepBlocks.task_sums``.
+                grads[f"{name}.weight"] = inputs[index].transpose(1, 2).bmm(delta).transpose(1, 2)
+                if index > 0:
+                    pre, post = outputs[index - 1]
+                    delta = _BACKWARDS[self.nonlinearity](delta.bmm(params[f"{name}.weight"]), pre, post)
+        return OrderedDict((name, grads[name]) for name in params)
 
     def forward_stacked(self, obs: torch.Tensor, params: "dict[str, torch.Tensor]") -> Independent:
         """Distributions of K policies at once (one set of parameters per task).

@@ -89,12 +89,37 @@ class StepBlocks:
         Computed as a product with the (G, K) one-hot matrix of the blocks' tasks (exact:
         each entry is 1 x value plus zeros), so that the gradient of a task's slice, the sum
         over its blocks, is one matrix product too; autograd's backward of ``index_select``
-        is a scatter several times slower. Differentiable to any order.
+        is a scatter several times slower. Differentiable to any order. Where no gradient can
+        flow (grad mode off, or no parameter requires one) the rows are copied by
+        ``index_select`` instead: the same values without the product's arithmetic.
         """
         out = OrderedDict()
+        if not (torch.is_grad_enabled() and any(p.requires_grad for p in params.values())):
+            for name, p in params.items():
+                out[name] = p.index_select(0, self.task)
+            return out
         for name, p in params.items():
             selector = self.selector if self.selector.dtype == p.dtype else self.selector.to(p.dtype)
             out[name] = (selector @ p.reshape(p.shape[0], -1)).view(len(self.task), *p.shape[1:])
+        return out
+
+    def task_sums(self, per_block: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
+        """Sums over each task's blocks, (K, ...) from (G, ...): the adjoint of ``gather``.
+
+        ``selector^T @ x`` as autograd's backward of ``gather`` computes it, so a hand-written
+        gradient summed here equals autograd's bit for bit. A tensor that is the transpose of
+        its last two axes of a contiguous one (a weight gradient from ``x^T delta``) is summed
+        in that contiguous layout and transposed after: the same sums per entry, with a
+        (K, ...) copy instead of autograd's (G, ...) one. Returns contiguous tensors.
+        """
+        out = OrderedDict()
+        for name, x in per_block.items():
+            selector = self.selector if self.selector.dtype == x.dtype else self.selector.to(x.dtype)
+            if x.dim() == 3 and not x.is_contiguous() and x.transpose(1, 2).is_contiguous():
+                sums = selector.t().mm(x.transpose(1, 2).reshape(x.shape[0], -1))
+                out[name] = sums.view(-1, x.shape[2], x.shape[1]).transpose(1, 2).contiguous()
+            else:
+                out[name] = selector.t().mm(x.reshape(x.shape[0], -1)).view(-1, *x.shape[1:])
         return out
 
     @cached_property
