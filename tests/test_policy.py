@@ -132,8 +132,10 @@ def test_log_prob_vjp_equals_autograd_bitwise(hidden, obs_dim: int, act_dim: int
     cotangent = torch.randn(k, n, dtype=dtype)
     cotangent[2, 9:] = 0.0  # padding
     mean, log_std = policy.stacked_mean_log_std(obs, params)
-    reference = torch.autograd.grad((gaussian_log_prob(actions, mean, log_std) * cotangent).sum(), list(params.values()))
-    manual = policy.stacked_log_prob_vjp(obs, actions, cotangent, {n_: p.detach() for n_, p in params.items()})
+    objective = (gaussian_log_prob(actions, mean, log_std) * cotangent).sum()
+    reference = torch.autograd.grad(objective, list(params.values()))
+    detached = {name: p.detach() for name, p in params.items()}
+    manual = policy.stacked_log_prob_vjp(obs, actions, cotangent, detached)
     assert list(manual) == list(params)
     for name, ref in zip(params, reference):
         assert torch.equal(manual[name], ref), name

@@ -196,8 +196,8 @@ class MAMLTRPO:
             per_task = torch.full((steps.num_tasks,), -1.0, dtype=steps.advantages.dtype)
             per_task = per_task / steps.counts.clamp_min(1).to(per_task.dtype)
             cotangent = (per_task.index_select(0, steps.task).unsqueeze(1) * steps.mask) * steps.advantages
-            blocks = self.policy.stacked_log_prob_vjp(steps.observations, steps.actions, cotangent,
-                                                      steps.gather(OrderedDict((n, p.detach()) for n, p in params.items())))
+            per_block = steps.gather(OrderedDict((n, p.detach()) for n, p in params.items()))
+            blocks = self.policy.stacked_log_prob_vjp(steps.observations, steps.actions, cotangent, per_block)
             return steps.task_sums(blocks)
 
     def adapt(self, train_batches: Sequence[EpisodeBatch], first_order: bool | None = None,

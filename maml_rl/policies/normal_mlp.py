@@ -387,7 +387,8 @@ class NormalMLPPolicy(nn.Module):
             half = (cotangent * -0.5).unsqueeze(-1) * z
             grad_z = half + half  # d(z*z): the engine adds the two equal products of the mul
             grad_mean = -(grad_z * inv_std)
-            grad_log_std = -((grad_z * diff).sum(1, keepdim=True) * inv_std) + (-cotangent).sum(1, keepdim=True).unsqueeze(-1)
+            grad_log_std = (-((grad_z * diff).sum(1, keepdim=True) * inv_std)
+                            + (-cotangent).sum(1, keepdim=True).unsqueeze(-1))
             grads = {"log_std": torch.where(raw_log_std >= floor, grad_log_std.squeeze(1),
                                             torch.zeros((), dtype=grad_log_std.dtype))}
             delta = grad_mean
