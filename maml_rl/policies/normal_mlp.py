@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -108,6 +109,27 @@ _BACKWARDS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch
 
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class _FisherLayer:
+    """One linear layer as ``NormalMLPPolicy.fisher_vector_product`` uses it (all fixed for
+    the products of one conjugate gradient)."""
+
+    name: str
+    rows: torch.Tensor  # the layer's input rows (K N, in)
+    rows_t: torch.Tensor  # their transpose (a view)
+    weight_t: torch.Tensor  # task weights as (K, in, out) views
+    weight: torch.Tensor  # task weights (K, out, in)
+    derivative: torch.Tensor | None  # the activation's derivative (K, N, out); None for the output layer
+    tangent: torch.Tensor  # buffer (K N, out): the output's tangent, then its cotangent
+    stacked: torch.Tensor  # the buffer as (K, N, out)
+    tangent_t: torch.Tensor  # the buffer transposed (a view)
+    grad_weight: torch.Tensor  # view of the result: the weight's product
+    grad_bias: torch.Tensor  # view of the result: the bias's product
+    grad_weight_t: torch.Tensor | None  # buffer (in, out) where the transposed weight product is faster
+
+
 
 
 def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -279,12 +301,26 @@ class NormalMLPPolicy(nn.Module):
             Task-stacked parameters at which F is evaluated.
         weights
             (K, N) weights w_kn (0 on padding).
+
+        Returns
+        -------
+        Callable
+            v -> F v. The returned vector is one buffer that every call overwrites (the
+            conjugate gradient consumes each product before the next); copy it to keep it.
         """
-        # Per layer, prepared once for all products: its input rows (K N, in), the task
-        # weights as (K, in, out) and (K, out, in) views, and the activation's derivative
-        # (K, N, out) (None for the output layer).
-        layers: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        # Everything a product needs is prepared once for all products of the conjugate
+        # gradient: per layer its input rows (K N, in) and their transpose, the task weights as
+        # (K, in, out) and (K, out, in) views, the activation's derivative (K, N, out) (None for
+        # the output layer), a tangent buffer (K, N, out) that the reverse pass reuses for the
+        # cotangent, and views of the result. A late product is about 20 operations on a few
+        # hundred rows, so their number, not their arithmetic, sets its cost.
         k, n = obs.shape[:2]
+        order = [name for name, _ in self.named_parameters()]
+        shapes = [p.shape for _, p in self.named_parameters()]
+        sizes = [shape.numel() for shape in shapes]
+        result = torch.empty(sum(sizes), dtype=obs.dtype)
+        grads = {name: g.view(shape) for name, g, shape in zip(order, result.split(sizes), shapes)}
+        layers: list[_FisherLayer] = []
         with torch.no_grad():
             h = obs
             for name in self.linear_names():
@@ -294,43 +330,56 @@ class NormalMLPPolicy(nn.Module):
                     pre = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, weight.transpose(1, 2))
                     out = NONLINEARITIES[self.nonlinearity]()(pre)
                     derivative = _DERIVATIVES[self.nonlinearity](pre, out)
-                layers.append((name, h.reshape(k * n, -1), weight.transpose(1, 2), weight, derivative))
+                rows = h.reshape(k * n, -1)
+                tangent = torch.empty(k * n, weight.shape[1], dtype=obs.dtype)
+                # fan-out > fan-in (the first layer): the (in, out) product with few rows is
+                # several times faster in MKL than the (out, in) one with few columns.
+                transposed = weight.shape[-2] > weight.shape[-1]
+                layers.append(_FisherLayer(
+                    name=name, rows=rows, rows_t=rows.T, weight_t=weight.transpose(1, 2), weight=weight,
+                    derivative=derivative, tangent=tangent, stacked=tangent.view(k, n, -1), tangent_t=tangent.T,
+                    grad_weight=grads[f"{name}.weight"], grad_bias=grads[f"{name}.bias"],
+                    grad_weight_t=torch.empty(weight.shape[2], weight.shape[1], dtype=obs.dtype) if transposed else None))
                 if name != "mu":
                     h = out
             log_std = params["log_std"]
             scale = weights.unsqueeze(-1) / torch.exp(2 * torch.clamp(log_std, min=math.log(self.min_std))).unsqueeze(1)
             std_active = (log_std > math.log(self.min_std)).to(obs.dtype)  # clamp derivative
             std_weight = (2.0 * weights.sum(1, keepdim=True) * std_active).sum(0)  # (act,)
-        order = [name for name, _ in self.named_parameters()]
-        shapes = [p.shape for _, p in self.named_parameters()]
-        sizes = [shape.numel() for shape in shapes]
+        parts: dict[str, torch.Tensor] = {}
+        last: list[torch.Tensor] = []  # the vector ``parts`` views (the conjugate gradient reuses one)
 
         def product(vector: torch.Tensor) -> torch.Tensor:
-            # Few, large operations: the product's cost for small batches is the number of calls.
-            result = torch.empty_like(vector)
-            parts = {name: v.view(shape) for name, v, shape in zip(order, vector.split(sizes), shapes)}
-            grads = {name: g.view(shape) for name, g, shape in zip(order, result.split(sizes), shapes)}
+            if not (last and last[0] is vector):
+                views = {name: v.view(shape) for name, v, shape in zip(order, vector.split(sizes), shapes)}
+                parts.clear()
+                parts.update({name: views[f"{name}.weight"].T for name in self.linear_names()})
+                parts.update({name: views[name] for name in order if not name.endswith(".weight")})
+                last[:] = [vector]
             # Forward mode: tangent of each layer's output along v.
-            tangent = None
-            for name, h_in, weight_t, _, derivative in layers:
-                t = torch.addmm(parts[f"{name}.bias"], h_in, parts[f"{name}.weight"].T).view(k, n, -1)
-                if tangent is not None:
-                    t.baddbmm_(tangent, weight_t)
-                tangent = t.mul_(derivative) if derivative is not None else t
-            cotangent = tangent.mul_(scale)
-            # Reverse mode: J^T (scaled J v), summed over tasks and steps, written into ``result``.
+            previous = None
+            for layer in layers:
+                torch.addmm(parts[f"{layer.name}.bias"], layer.rows, parts[layer.name], out=layer.tangent)
+                if previous is not None:
+                    layer.stacked.baddbmm_(previous.stacked, layer.weight_t)
+                if layer.derivative is not None:
+                    layer.stacked.mul_(layer.derivative)
+                previous = layer
+            cotangent = previous.stacked.mul_(scale)
+            # Reverse mode: J^T (scaled J v), summed over tasks and steps, written into ``result``;
+            # each layer's tangent buffer then holds the cotangent of its output.
             for index in range(len(layers) - 1, -1, -1):
-                name, h_in, _, weight, _ = layers[index]
-                flat_cotangent = cotangent.view(k * n, -1)
-                if weight.shape[-2] > weight.shape[-1]:
-                    # fan-out > fan-in (the first layer): the (in, out) product with few rows is
-                    # several times faster in MKL than the (out, in) one with few columns.
-                    grads[f"{name}.weight"].copy_(torch.mm(h_in.T, flat_cotangent).T)
+                layer = layers[index]
+                if layer.grad_weight_t is not None:
+                    torch.mm(layer.rows_t, layer.tangent, out=layer.grad_weight_t)
+                    layer.grad_weight.copy_(layer.grad_weight_t.T)
                 else:
-                    torch.mm(flat_cotangent.T, h_in, out=grads[f"{name}.weight"])
-                torch.sum(flat_cotangent, 0, out=grads[f"{name}.bias"])
+                    torch.mm(layer.tangent_t, layer.rows, out=layer.grad_weight)
+                torch.sum(layer.tangent, 0, out=layer.grad_bias)
                 if index > 0:
-                    cotangent = torch.bmm(cotangent, weight).mul_(layers[index - 1][4])
+                    below = layers[index - 1]
+                    torch.bmm(cotangent, layer.weight, out=below.stacked)
+                    cotangent = below.stacked.mul_(below.derivative)
             torch.mul(std_weight, parts["log_std"], out=grads["log_std"])
             return result
 
