@@ -67,7 +67,8 @@ def run(config_path: Path, seed: int, threads: int, study_batches: Sequence[int]
     from maml_rl.training import batch_tasks
 
     config, env, policy, learner, sampler = in_process_training(config_path, seed, threads)
-    learner.ls_threads = 1  # trials in order, so the first recorded is the full step (same results)
+    # Trials one at a time through ``surrogate``, so the first recorded is the full step (same results).
+    learner.ls_threads, learner.ls_stack_rows = 1, 0
     first_trial_kl: list[float] = []
     surrogate = learner.surrogate
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch.nn.utils import parameters_to_vector
@@ -24,6 +26,7 @@ def test_cg_study_leaves_the_trajectory_alone_and_measures_rounding(tiny_trainin
     # One iteration is the gradient itself in both precisions: no rounding beyond float32's.
     assert all(distance < 1e-5 for *_, distance in rows[1])
     assert all(change <= 0 for change, *_ in rows[4])  # the line search accepts only improvements (or no step)
+    assert all(kl > 0 and math.isfinite(kl) for rows_k in rows.values() for _, _, kl, _ in rows_k)  # full step seen
 
     # The same three batches without the study: identical meta-parameters.
     config = load_config(tiny_training_config)

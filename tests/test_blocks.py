@@ -105,6 +105,40 @@ def test_task_sums_are_autograds_backward_of_gather_bitwise(dtype) -> None:
     torch.testing.assert_close(sums["w"][0], cotangents["w"][blocks.task == 0].sum(0), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("copies", [2, 3])
+def test_repeated_blocks_give_each_copy_the_sums_of_the_blocks_alone(copies: int) -> None:
+    """``repeat``: copy c holds tasks c K ... c K + K - 1 over the same blocks; per-copy task sums
+    (in both layouts), task means and gathers equal those of the blocks alone, bit for bit,
+    with float32 weights of the sizes where one product over every copy had summed differently."""
+    g = torch.Generator().manual_seed(3)
+    counts = [700, 33, 250, 0, 416, 129, 64, 1000]
+    mask, obs, actions, advantages = packed_data(counts, 1000)
+    blocks = step_blocks(mask.float(), obs.float(), actions.float(), advantages.float(), 16)
+    repeated = blocks.repeat(copies)
+    k, rows = blocks.num_tasks, len(blocks.task)
+    assert repeated.num_tasks == copies * k and repeated.copies == copies and blocks.repeat(copies) is repeated
+    assert blocks.repeat(1) is blocks
+    with pytest.raises(ValueError, match="already repeated"):
+        repeated.repeat(2)
+    per_copy = [{"w": torch.randn(rows, 10, 64, generator=g).transpose(1, 2),  # transposed layout
+                 "b": torch.randn(rows, 64, generator=g)} for _ in range(copies)]
+    stacked = {name: torch.cat([cotangent[name] for cotangent in per_copy]) for name in ("w", "b")}
+    stacked["w"] = stacked["w"].transpose(1, 2).contiguous().transpose(1, 2)
+    sums = repeated.task_sums(stacked)
+    values = torch.randn(copies * rows, 16, generator=g)
+    means = repeated.task_means(values)
+    params = {"p": torch.randn(copies * k, 5, 3, generator=g)}
+    gathered = repeated.gather(params)["p"]
+    for c in range(copies):
+        alone = blocks.task_sums(per_copy[c])
+        for name in alone:
+            assert torch.equal(sums[name][c * k:(c + 1) * k], alone[name]), (c, name)
+        assert torch.equal(means[c * k:(c + 1) * k], blocks.task_means(values[c * rows:(c + 1) * rows]))
+        assert torch.equal(gathered[c * rows:(c + 1) * rows], blocks.gather({"p": params["p"][c * k:(c + 1) * k]})["p"])
+        for name in ("observations", "actions", "advantages", "mask"):
+            assert torch.equal(getattr(repeated, name)[c * rows:(c + 1) * rows], getattr(blocks, name))
+
+
 def test_fisher_product_on_blocks_equals_padded_layout() -> None:
     torch.manual_seed(0)
     policy = NormalMLPPolicy(3, 2, hidden_sizes=(5, 4)).double()

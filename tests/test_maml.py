@@ -202,17 +202,14 @@ def test_first_order_fisher_against_the_full_re_adapted_kl(data) -> None:
 class _NeverImproves(MAMLTRPO):
     """A learner whose candidate surrogates never improve (only for the line-search test)."""
 
-    def surrogate(self, train_batches, valid, old=None, meta=None):
-        result = super().surrogate(train_batches, valid, old, meta)
-        if old is not None:
-            result.loss = result.loss + 1.0
-        return result
+    def trial_values(self, vectors, train_batches, valid, old):
+        return [(loss + 1.0, kl) for loss, kl in super().trial_values(vectors, train_batches, valid, old)]
 
 
-@pytest.mark.parametrize("ls_threads", [1, 3])
-def test_line_search_restores_parameters_bitwise(data, ls_threads: int) -> None:
+@pytest.mark.parametrize(("ls_threads", "stack_rows"), [(1, 0), (3, 0), (3, 10**9)])
+def test_line_search_restores_parameters_bitwise(data, ls_threads: int, stack_rows: int) -> None:
     train, valid = data
-    learner = tiny_learner(True, ls_threads=ls_threads)
+    learner = tiny_learner(True, ls_threads=ls_threads, ls_stack_rows=stack_rows)
     learner.__class__ = _NeverImproves
     before = [p.detach().clone() for p in learner.policy.parameters()]
     log = learner.step(train, valid)
@@ -312,17 +309,20 @@ def _awake_round(hidden: int = 16, tasks: int = 3, episodes: int = 6, **kwargs):
     return learner, sampler, lambda batch: sample_tasks(task_rng(3, batch), tasks)
 
 
-def test_concurrent_line_search_trials_equal_trials_one_at_a_time() -> None:
-    """trial_values with worker threads gives bit for bit the values of evaluating each trial
-    alone, and those of the plain way: the policy set to the trial, then ``surrogate``."""
-    learner, sampler, tasks = _awake_round(ls_threads=3)
+@pytest.mark.parametrize("stack_rows", [0, 10**9])
+def test_concurrent_line_search_trials_equal_trials_one_at_a_time(stack_rows: int) -> None:
+    """trial_values with worker threads, and with the trials stacked into one pass, gives bit
+    for bit the values of evaluating each trial alone, and those of the plain way: the policy
+    set to the trial, then ``surrogate``."""
+    learner, sampler, tasks = _awake_round(ls_threads=3, ls_stack_rows=stack_rows)
     train, valid = learner.sample(sampler, tasks(0), 0)
+    assert learner.stacks_trials(train) == (stack_rows > 0)
     current = learner.surrogate(train, valid)
     params = list(learner.policy.parameters())
     start = parameters_to_vector(params).detach().clone()
     direction = torch.randn(start.shape, generator=torch.Generator().manual_seed(1))
     vectors = [start + 1e-2 * 0.5 ** t * direction for t in range(5)]
-    together = learner.trial_values(vectors, train, valid, current.old)  # 1 here + 4 in 2 worker threads
+    together = learner.trial_values(vectors, train, valid, current.old)  # 1 here + 4 in 2 threads, or 5 stacked
     alone = [learner.trial_values([v], train, valid, current.old)[0] for v in vectors]
     assert together == alone
     assert len(set(together)) == 5 and all(kl > 0 for _, kl in together)  # five different trials
@@ -335,12 +335,12 @@ def test_concurrent_line_search_trials_equal_trials_one_at_a_time() -> None:
 
 def test_meta_training_is_identical_for_any_number_of_line_search_threads() -> None:
     """Every logged number (timings aside) and the final meta-parameters agree bit for bit
-    between 1, 2 and 3 concurrent trials, with acceptances at different trials, which fall
-    in different places of the groups of 2 and 3."""
-    def training(ls_threads: int) -> tuple[list[dict], torch.Tensor]:
+    between 1, 2 and 3 concurrent trials, in threads or stacked, with acceptances at different
+    trials, which fall in different places of the groups of 2 and 3."""
+    def training(ls_threads: int, stack_rows: int = 0) -> tuple[list[dict], torch.Tensor]:
         from maml_rl.metalearners import meta_update
 
-        learner, sampler, tasks = _awake_round(ls_threads=ls_threads)
+        learner, sampler, tasks = _awake_round(ls_threads=ls_threads, ls_stack_rows=stack_rows)
         rows = [meta_update(learner, sampler, tasks(batch), batch) for batch in range(6)]
         untimed = [{k: v for k, v in row.items() if not k.startswith("time_")} for row in rows]
         return untimed, parameters_to_vector(learner.policy.parameters()).detach()
@@ -348,8 +348,8 @@ def test_meta_training_is_identical_for_any_number_of_line_search_threads() -> N
     rows, final = training(1)
     accepted = {row["ls_step"] for row in rows}
     assert len(accepted) >= 2 and max(accepted) >= 1, accepted  # not only the full step
-    for ls_threads in (2, 3):
-        other_rows, other_final = training(ls_threads)
+    for ls_threads, stack_rows in ((2, 0), (3, 0), (2, 10**9), (3, 10**9)):
+        other_rows, other_final = training(ls_threads, stack_rows)
         assert other_rows == rows
         assert torch.equal(other_final, final)
 
@@ -358,13 +358,16 @@ def test_meta_training_is_identical_for_any_number_of_line_search_threads() -> N
                                                          (True, 1e-2, 1e-3), (False, 1e-1, 0.0), (False, 1e-2, 0.0)])
 def test_line_search_step_is_independent_of_the_number_of_threads(data, first_order, max_kl, damping) -> None:
     """The accepted trial (here 8, 7, 5, 4, 3, 2: every place within groups of 2, 3 and 4), its
-    values and the new meta-parameters agree bit for bit for 1 to 4 concurrent trials."""
+    values and the new meta-parameters agree bit for bit for 1 to 4 concurrent trials, in
+    threads or stacked."""
     train, valid = data
     results = []
     for ls_threads in (1, 2, 3, 4):
-        learner = tiny_learner(first_order, max_kl=max_kl, cg_damping=damping, ls_threads=ls_threads)
-        log = learner.step(train, valid)
-        results.append((log, parameters_to_vector(learner.policy.parameters()).detach()))
+        for stack_rows in (0, 10**9):
+            learner = tiny_learner(first_order, max_kl=max_kl, cg_damping=damping, ls_threads=ls_threads,
+                                   ls_stack_rows=stack_rows)
+            log = learner.step(train, valid)
+            results.append((log, parameters_to_vector(learner.policy.parameters()).detach()))
     log, final = results[0]
     assert log["ls_accepted"] and log["ls_step"] >= 2
     for other_log, other_final in results[1:]:

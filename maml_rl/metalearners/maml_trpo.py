@@ -19,10 +19,10 @@ second-order MAML, detached inner gradients for first-order). The step is the na
 gradient s = H^-1 g (conjugate gradient on Hessian-vector products of the KL, damped),
 scaled so that 0.5 s^T H s = max_kl, then a backtracking line search that accepts the
 first trial (in order of decreasing step) with an improving surrogate and KL <= max_kl and
-otherwise keeps the old parameters. With ``ls_threads`` > 1, that many consecutive trials
-are evaluated at once in threads (each one exactly as alone, so the accepted step does not
-depend on the number of threads); the second core then computes the trial that is needed
-when the first is rejected, which it almost always is.
+otherwise keeps the old parameters. Consecutive trials are evaluated together, ``ls_threads``
+at once in threads or, for small batches, at least two stacked into one pass (each one
+exactly as alone, so the accepted step does not depend on how); the trial that is needed
+when the first is rejected, which it almost always is, then comes at a fraction of its cost.
 
 All K tasks are processed together through task-stacked parameters
 (``NormalMLPPolicy.forward_stacked``); losses, gradients and Fisher-vector products see
@@ -51,6 +51,12 @@ from maml_rl.samplers.base import Sampler
 from maml_rl.utils.blocks import DEFAULT_BLOCK_SIZE, StepBlocks, adaptive_block_size, step_blocks
 from maml_rl.utils.optimization import conjugate_gradient
 from maml_rl.utils.torch_utils import flat, fresh_leaves, stack_params, unflatten_like
+
+# Below this many block rows per inner step, concurrent line-search trials are stacked into
+# one pass. Measured on the 2-core AMD EPYC (Zen 3) of README "Speed", default config, two
+# trials: at 420-980 rows two threads took 1.7-2.1 x one trial and the stacked pass 1.6-1.8 x;
+# at 1,150-1,400 rows both 1.85 x; at 1,850-4,500 rows threads 1.1-1.7 x, stacked 1.8-2.7 x.
+STACK_ROWS = 1024
 
 Task = Any  # a task of any family: an integer ``id`` and ``factors`` (maml_rl.families.base)
 
@@ -116,8 +122,13 @@ class MAMLTRPO:
     ls_max_steps, ls_backtrack_ratio
         Line-search trials and step shrink factor.
     ls_threads
-        Line-search trials evaluated concurrently (1: one after the other). Changes only the
-        wall time: every trial is computed exactly as alone and the first acceptable one wins.
+        Line-search trials evaluated concurrently in threads (1: one after the other). For
+        small batches (``ls_stack_rows``) max(2, ls_threads) trials are instead stacked into
+        one pass, without threads. Changes only the wall time: every trial is computed exactly
+        as alone and the first acceptable one wins.
+    ls_stack_rows
+        Trials are stacked rather than run in threads when the training batches have fewer
+        block rows per inner step (``stacks_trials``); changes only the wall time.
     baseline_reg
         Initial ridge coefficient of the linear baseline.
     adv_std_floor
@@ -133,7 +144,8 @@ class MAMLTRPO:
                  first_order: bool = False, gamma: float = 0.99, gae_lambda: float = 1.0,
                  max_kl: float = 1e-2, cg_iters: int = 10, cg_damping: float = 1e-2,
                  ls_max_steps: int = 10, ls_backtrack_ratio: float = 0.5, baseline_reg: float = 1e-5,
-                 adv_std_floor: float = 0.0, block_size: int = DEFAULT_BLOCK_SIZE, ls_threads: int = 1) -> None:
+                 adv_std_floor: float = 0.0, block_size: int = DEFAULT_BLOCK_SIZE, ls_threads: int = 1,
+                 ls_stack_rows: int = STACK_ROWS) -> None:
         if ls_threads < 1:
             raise ValueError(f"ls_threads must be >= 1, got {ls_threads}")
         self.policy = policy
@@ -148,6 +160,7 @@ class MAMLTRPO:
         self.adv_std_floor = adv_std_floor
         self.block_size = block_size
         self.ls_threads = ls_threads
+        self.ls_stack_rows = ls_stack_rows
         self._pool: ThreadPoolExecutor | None = None  # started at the first concurrent line search
         self._blocks: dict[int, tuple[object, StepBlocks]] = {}
         self._adaptation: _Adaptation | None = None
@@ -191,13 +204,15 @@ class MAMLTRPO:
         are those of autograd's backward of ``inner_loss``: the values equal
         ``torch.autograd.grad(self.inner_loss(batch, params), params)`` bit for bit (tested).
         """
-        steps = self.steps(batch)
+        return self.block_gradient(self.steps(batch), params)
+
+    def block_gradient(self, steps: StepBlocks,
+                       params: "OrderedDict[str, torch.Tensor]") -> "OrderedDict[str, torch.Tensor]":
+        """``inner_gradient`` on the valid steps ``steps`` of a batch (or of several copies of it)."""
         with torch.no_grad():
-            per_task = torch.full((steps.num_tasks,), -1.0, dtype=steps.advantages.dtype)
-            per_task = per_task / steps.counts.clamp_min(1).to(per_task.dtype)
-            cotangent = (per_task.index_select(0, steps.task).unsqueeze(1) * steps.mask) * steps.advantages
-            per_block = steps.gather(OrderedDict((n, p.detach()) for n, p in params.items()))
-            blocks = self.policy.stacked_log_prob_vjp(steps.observations, steps.actions, cotangent, per_block)
+            per_block = steps.gather(params)  # rows copied (no gradient can flow): contiguous, detached
+            blocks = self.policy.stacked_log_prob_vjp(steps.observations, steps.actions, steps.mean_loss_cotangent,
+                                                      per_block)
             return steps.task_sums(blocks)
 
     def adapt(self, train_batches: Sequence[EpisodeBatch], first_order: bool | None = None,
@@ -218,9 +233,7 @@ class MAMLTRPO:
             if torch.is_grad_enabled() and not first_order:
                 params = self.policy.update_params(self.inner_loss(batch, params), params, self.fast_lr, first_order)
                 continue
-            # A contiguous copy of the parameters, as autograd's inner step saw fresh leaves:
-            # the products then take the same memory layouts.
-            grads = self.inner_gradient(batch, OrderedDict((n, p.detach().contiguous()) for n, p in params.items()))
+            grads = self.inner_gradient(batch, params)
             params = OrderedDict((n, p - self.fast_lr * grads[n]) for n, p in params.items())
         return params
 
@@ -346,9 +359,11 @@ class MAMLTRPO:
             return log  # no trust-region step along a non-positive-curvature direction
         full_step = direction / math.sqrt(shs / self.max_kl)
         old_vector = parameters_to_vector(params).detach().clone()
+        # Stacked, two trials cost less than one after the other, and the second is almost always needed.
+        together = max(self.ls_threads, 2) if self.stacks_trials(train_batches) else self.ls_threads
         trial = 0
         while trial < self.ls_max_steps:
-            group = range(trial, min(trial + self.ls_threads, self.ls_max_steps))
+            group = range(trial, min(trial + together, self.ls_max_steps))
             vectors = [old_vector - self.ls_backtrack_ratio ** t * full_step for t in group]
             results = self.trial_values(vectors, train_batches, valid, current.old)
             for t, vector, (loss, kl) in zip(group, vectors, results):
@@ -363,24 +378,65 @@ class MAMLTRPO:
                      valid: EpisodeBatch, old: OldPolicy) -> list[tuple[float, float]]:
         """Surrogate loss and mean KL after re-adapting from each meta-parameter vector (values only).
 
-        The first vector is evaluated in this thread, the others concurrently in worker threads
-        (torch releases the GIL inside its operations). Each evaluation is the same sequence of
-        single-threaded operations as alone, so the values do not depend on the concurrency.
+        Several vectors are evaluated together: for small batches stacked into one pass
+        (``stacks_trials``), otherwise the first in this thread and the others concurrently in
+        worker threads (torch releases the GIL inside its operations). Each evaluation takes
+        the operations of evaluating its vector alone, so the values do not depend on how many
+        are evaluated together, nor how.
         """
         names, like = zip(*self.policy.named_parameters())
+        # views, as vector_to_parameters makes
+        metas = [OrderedDict(zip(names, unflatten_like(vector, like))) for vector in vectors]
 
-        def values(vector: torch.Tensor) -> tuple[float, float]:
-            meta = OrderedDict(zip(names, unflatten_like(vector, like)))  # views, as vector_to_parameters makes
+        def values(meta: "OrderedDict[str, torch.Tensor]") -> tuple[float, float]:
             with torch.no_grad():  # grad mode is per thread
                 candidate = self.surrogate(train_batches, valid, old, meta)
             return candidate.loss.item(), candidate.kl.item()
 
-        if len(vectors) == 1:
-            return [values(vectors[0])]
+        if len(metas) == 1:
+            return [values(metas[0])]
+        if self.stacks_trials(train_batches):
+            return self.stacked_trial_values(metas, train_batches, valid, old)
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.ls_threads - 1, thread_name_prefix="line-search")
-        others = [self._pool.submit(values, vector) for vector in vectors[1:]]
-        return [values(vectors[0])] + [future.result() for future in others]
+            self._pool = ThreadPoolExecutor(max_workers=max(self.ls_threads - 1, 1), thread_name_prefix="line-search")
+        others = [self._pool.submit(values, meta) for meta in metas[1:]]
+        return [values(metas[0])] + [future.result() for future in others]
+
+    def stacks_trials(self, train_batches: Sequence[EpisodeBatch]) -> bool:
+        """Whether concurrent trials are stacked into one pass (``stacked_trial_values``) rather
+        than run in threads: when the training batches have fewer than ``ls_stack_rows`` block
+        rows per inner step. A small trial is mostly per-operation overhead, during which a
+        thread holds Python's GIL, so two threads take about as long as one trial after the
+        other; stacked, the two share every operation."""
+        rows = sum(self.steps(batch).mask.numel() for batch in train_batches)
+        return rows < self.ls_stack_rows * len(train_batches)
+
+    def stacked_trial_values(self, metas: Sequence["OrderedDict[str, torch.Tensor]"],
+                             train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch,
+                             old: OldPolicy) -> list[tuple[float, float]]:
+        """Surrogate loss and mean KL after re-adapting from each of n meta-parameter sets, in
+        one pass (values only).
+
+        The n K adapted policies are stacked along the task axis over n copies of every
+        batch's blocks (``StepBlocks.repeat``): each block's products, each task's sums and
+        each copy's means are the operations one set alone takes, so the values equal
+        ``trial_values`` of each set alone bit for bit (tested).
+        """
+        n, k = len(metas), valid.num_tasks
+        with torch.no_grad():
+            params = OrderedDict((name, torch.cat([m[name].unsqueeze(0).expand(k, *m[name].shape) for m in metas]))
+                                 for name in metas[0])
+            for batch in train_batches:
+                grads = self.block_gradient(self.steps(batch).repeat(n), params)
+                params = OrderedDict((name, p - self.fast_lr * grads[name]) for name, p in params.items())
+            steps = self.steps(valid).repeat(n)
+            mean, log_std = self.policy.stacked_mean_log_std(steps.observations, steps.gather(params))
+            log_prob = gaussian_log_prob(steps.actions, mean, log_std)
+            ratio = torch.exp(log_prob - old.log_prob.repeat(n, 1))
+            losses = steps.task_means(ratio * steps.advantages)
+            kls = steps.task_means(gaussian_kl(old.mean.repeat(n, 1, 1), old.log_std.repeat(n, 1, 1), mean, log_std))
+        return [((-losses[c * k:(c + 1) * k].mean()).item(), kls[c * k:(c + 1) * k].mean().item()) for c in range(n)]
+
 
 
 def episode_statistics(batch: EpisodeBatch, prefix: str) -> dict[str, Any]:

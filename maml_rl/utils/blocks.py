@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Mapping
 
@@ -68,6 +68,8 @@ class StepBlocks:
     mask: torch.Tensor
     task: torch.Tensor
     counts: torch.Tensor
+    copies: int = 1  # ``repeat`` made these steps from that many copies of one set
+    _repeats: dict[int, "StepBlocks"] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def num_tasks(self) -> int:
@@ -77,6 +79,14 @@ class StepBlocks:
         """(K,) mean of (G, M) ``values`` over each task's valid steps (padding ignored)."""
         sums = values.new_zeros(self.num_tasks).index_add(0, self.task, (values * self.mask).sum(1))
         return sums / self.counts.clamp_min(1).to(sums.dtype)
+
+    @cached_property
+    def mean_loss_cotangent(self) -> torch.Tensor:
+        """(G, M) c = d L / d x for L = -sum_k mean_{t in task k} A_t x_t: -A_gm / n_k on valid
+        rows, 0 on padding (the REINFORCE loss's cotangent of the log-likelihoods)."""
+        dtype = self.advantages.dtype
+        per_task = torch.full((self.num_tasks,), -1.0, dtype=dtype) / self.counts.clamp_min(1).to(dtype)
+        return (per_task.index_select(0, self.task).unsqueeze(1) * self.mask) * self.advantages
 
     def task_mean_weights(self) -> torch.Tensor:
         """(G, M) weights w with sum_gm w_gm x_gm = sum_k (mean of x over task k's valid steps)."""
@@ -113,14 +123,51 @@ class StepBlocks:
         (K, ...) copy instead of autograd's (G, ...) one. Returns contiguous tensors.
         """
         out = OrderedDict()
+        blocks, tasks = len(self.task) // self.copies, self.num_tasks // self.copies
         for name, x in per_block.items():
-            selector = self.selector if self.selector.dtype == x.dtype else self.selector.to(x.dtype)
-            if x.dim() == 3 and not x.is_contiguous() and x.transpose(1, 2).is_contiguous():
-                sums = selector.t().mm(x.transpose(1, 2).reshape(x.shape[0], -1))
+            adjoint = self.copy_selector.t() if self.copy_selector.dtype == x.dtype else self.copy_selector.to(x.dtype).t()
+            transposed = x.dim() == 3 and not x.is_contiguous() and x.transpose(1, 2).is_contiguous()
+            rows = (x.transpose(1, 2) if transposed else x).reshape(x.shape[0], -1)
+            if self.copies == 1:
+                sums = adjoint.mm(rows)
+            else:  # copy by copy: one product over all copies would sum in another order
+                sums = rows.new_empty(self.num_tasks, rows.shape[1])
+                for c in range(self.copies):
+                    torch.mm(adjoint, rows[c * blocks:(c + 1) * blocks], out=sums[c * tasks:(c + 1) * tasks])
+            if transposed:
                 out[name] = sums.view(-1, x.shape[2], x.shape[1]).transpose(1, 2).contiguous()
             else:
-                out[name] = selector.t().mm(x.reshape(x.shape[0], -1)).view(-1, *x.shape[1:])
+                out[name] = sums.view(-1, *x.shape[1:])
         return out
+
+    def repeat(self, copies: int) -> "StepBlocks":
+        """These steps ``copies`` times over, copy c holding tasks c K, ..., c K + K - 1 (cached).
+
+        Evaluates several sets of task-stacked parameters in one pass (the line-search trials,
+        ``MAMLTRPO.trial_values``): every block, and every task's blocks in order, is the
+        same as here, so per-block products and per-task sums give each copy the values
+        these steps give alone.
+        """
+        if copies == 1:
+            return self
+        if self.copies != 1:
+            raise ValueError("these blocks are already repeated")
+        if copies not in self._repeats:
+            k = self.num_tasks
+            self._repeats[copies] = StepBlocks(
+                observations=self.observations.repeat(copies, 1, 1), actions=self.actions.repeat(copies, 1, 1),
+                advantages=self.advantages.repeat(copies, 1), mask=self.mask.repeat(copies, 1),
+                task=torch.cat([self.task + c * k for c in range(copies)]), counts=self.counts.repeat(copies),
+                copies=copies)
+        return self._repeats[copies]
+
+    @cached_property
+    def copy_selector(self) -> torch.Tensor:
+        """(G / copies, K / copies) one-hot matrix of one copy's blocks (``selector`` if one copy)."""
+        if self.copies == 1:
+            return self.selector
+        blocks = len(self.task) // self.copies
+        return F.one_hot(self.task[:blocks], self.num_tasks // self.copies).to(self.mask.dtype)
 
     @cached_property
     def selector(self) -> torch.Tensor:
