@@ -34,8 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--ls-threads", type=positive_int,
-                        help="line-search trials evaluated at once, in threads; the results do not depend on it "
-                             "(default: 2 if two cores are usable, else 1)")
+                        help="line-search trials evaluated at once in threads (small ones are stacked into one "
+                             "pass, at least 2); the results do not depend on it (default: 2 if two cores are "
+                             "usable, else 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.experiment_type != "train":
