@@ -438,7 +438,6 @@ class MAMLTRPO:
         return [((-losses[c * k:(c + 1) * k].mean()).item(), kls[c * k:(c + 1) * k].mean().item()) for c in range(n)]
 
 
-
 def episode_statistics(batch: EpisodeBatch, prefix: str) -> dict[str, Any]:
     """Mean return, length and success rate of a batch, overall and per task."""
     returns = batch.episode_returns()

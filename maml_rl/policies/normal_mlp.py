@@ -130,8 +130,6 @@ class _FisherLayer:
     grad_weight_t: torch.Tensor | None  # buffer (in, out) where the transposed weight product is faster
 
 
-
-
 def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """log N(a; mu, diag(sigma^2)) summed over the last axis, sigma = exp(log_std).
 
@@ -311,7 +309,7 @@ class NormalMLPPolicy(nn.Module):
         # Everything a product needs is prepared once for all products of the conjugate
         # gradient: per layer its input rows (K N, in) and their transpose, the task weights as
         # (K, in, out) and (K, out, in) views, the activation's derivative (K, N, out) (None for
-        # the output layer), a tangent buffer (K, N, out) that the reverse pass reuses for the
+        # the output layer), a tangent buffer (K N, out) that the reverse pass reuses for the
         # cotangent, and views of the result. A late product is about 20 operations on a few
         # hundred rows, so their number, not their arithmetic, sets its cost.
         k, n = obs.shape[:2]
@@ -334,12 +332,13 @@ class NormalMLPPolicy(nn.Module):
                 tangent = torch.empty(k * n, weight.shape[1], dtype=obs.dtype)
                 # fan-out > fan-in (the first layer): the (in, out) product with few rows is
                 # several times faster in MKL than the (out, in) one with few columns.
-                transposed = weight.shape[-2] > weight.shape[-1]
+                weight_t_buffer = (torch.empty(weight.shape[2], weight.shape[1], dtype=obs.dtype)
+                                   if weight.shape[-2] > weight.shape[-1] else None)
                 layers.append(_FisherLayer(
                     name=name, rows=rows, rows_t=rows.T, weight_t=weight.transpose(1, 2), weight=weight,
                     derivative=derivative, tangent=tangent, stacked=tangent.view(k, n, -1), tangent_t=tangent.T,
                     grad_weight=grads[f"{name}.weight"], grad_bias=grads[f"{name}.bias"],
-                    grad_weight_t=torch.empty(weight.shape[2], weight.shape[1], dtype=obs.dtype) if transposed else None))
+                    grad_weight_t=weight_t_buffer))
                 if name != "mu":
                     h = out
             log_std = params["log_std"]

@@ -125,7 +125,8 @@ class StepBlocks:
         out = OrderedDict()
         blocks, tasks = len(self.task) // self.copies, self.num_tasks // self.copies
         for name, x in per_block.items():
-            adjoint = self.copy_selector.t() if self.copy_selector.dtype == x.dtype else self.copy_selector.to(x.dtype).t()
+            selector = self.copy_selector
+            adjoint = (selector if selector.dtype == x.dtype else selector.to(x.dtype)).t()
             transposed = x.dim() == 3 and not x.is_contiguous() and x.transpose(1, 2).is_contiguous()
             rows = (x.transpose(1, 2) if transposed else x).reshape(x.shape[0], -1)
             if self.copies == 1:
