@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
+from maml_rl.envs.dynamics import PLANES
 from maml_rl.envs.response import QUAD_VARIABLES
 from maml_rl.envs.tasks import (DEFAULT_TASK_FILE, Task, TaskFileError, is_admissible, load_evaluation_tasks,
                                 main, sample_tasks, select_tasks)
@@ -28,6 +29,26 @@ def test_sampled_tasks_are_admissible_and_reproducible() -> None:
     assert [t.factors for t in a] == [t.factors for t in b]
     assert [t.id for t in a] == list(range(40))
     assert all(is_admissible(t) for t in a)
+
+
+@pytest.mark.parametrize("plane", PLANES)
+def test_admissibility_read_in_chunks_is_the_count_over_the_whole_probe(plane: str) -> None:
+    """Every kick gets the verdict it gets in one pass over the whole probe, and so every task
+    the decision of counting all of it, also the tasks the first chunk cannot decide."""
+    from maml_rl.envs.dynamics import admissible_initial_states
+    from maml_rl.envs.tasks import MIN_PROBE_HITS, PROBE_CHUNK, PROBE_SIZE, _probe_kicks, make_tasks, sample_factors
+
+    probe = _probe_kicks()
+    tasks = make_tasks(sample_factors(np.random.default_rng(4), 300))
+    undecided = 0
+    for task in tasks:
+        whole = admissible_initial_states(task.response(plane), probe)
+        chunks = [admissible_initial_states(task.response(plane), probe[s:s + PROBE_CHUNK])
+                  for s in range(0, PROBE_SIZE, PROBE_CHUNK)]
+        assert np.array_equal(np.concatenate(chunks), whole)
+        assert is_admissible(task, plane) == (int(whole.sum()) >= MIN_PROBE_HITS)
+        undecided += int(chunks[0].sum()) < MIN_PROBE_HITS
+    assert undecided >= 5  # the rest of the probe was read for some tasks
 
 
 def test_admissibility_rejects_a_weak_task() -> None:
