@@ -309,6 +309,36 @@ def _awake_round(hidden: int = 16, tasks: int = 3, episodes: int = 6, **kwargs):
     return learner, sampler, lambda batch: sample_tasks(task_rng(3, batch), tasks)
 
 
+@pytest.mark.parametrize(("tasks", "nonlinearity", "block_size"), [(3, "tanh", 16), (8, "tanh", 64), (5, "relu", 4)])
+def test_first_order_point_without_autograd_equals_the_autograd_path(tasks: int, nonlinearity: str,
+                                                                      block_size: int) -> None:
+    """``current_point`` from one value-only forward pass: surrogate, KL, old policy, gradient
+    and damped Fisher products equal those of the graph path (``surrogate``, autograd's
+    gradient, ``kl_hessian_product``) bit for bit, for task counts whose 1/K is inexact."""
+    learner, sampler, make_tasks = _awake_round(tasks=tasks, block_size=block_size)
+    if nonlinearity != "tanh":
+        torch.manual_seed(0)
+        learner.policy = NormalMLPPolicy(10, 10, hidden_sizes=(16, 16), nonlinearity=nonlinearity)
+        sampler.policy = learner.policy
+    train, valid = learner.sample(sampler, make_tasks(0), 0)
+    fast, fast_grad, fast_hvp = learner.current_point(train, valid)
+    assert not fast.loss.requires_grad  # the value-only path was taken
+    params = list(learner.policy.parameters())
+    graph = learner.surrogate(train, valid)
+    graph_grad = flat(torch.autograd.grad(graph.loss, params))
+    graph_hvp = learner.kl_hessian_product(valid, graph)
+    assert torch.equal(fast.loss, graph.loss.detach()) and torch.equal(fast.kl, graph.kl.detach())
+    for name in ("mean", "log_std", "log_prob"):
+        assert torch.equal(getattr(fast.old, name), getattr(graph.old, name)), name
+    assert torch.equal(fast_grad, graph_grad) and fast_grad.abs().sum() > 0
+    for seed in range(3):
+        vector = torch.randn(fast_grad.shape, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(fast_hvp(vector), graph_hvp(vector))
+    learner._adaptation = None  # no stored adaptation: the graph path
+    slow, slow_grad, _ = learner.current_point(train, valid)
+    assert slow.loss.requires_grad and torch.equal(slow_grad, graph_grad)
+
+
 @pytest.mark.parametrize("stack_rows", [0, 10**9])
 def test_concurrent_line_search_trials_equal_trials_one_at_a_time(stack_rows: int) -> None:
     """trial_values with worker threads, and with the trials stacked into one pass, gives bit

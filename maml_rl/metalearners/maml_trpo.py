@@ -283,13 +283,22 @@ class MAMLTRPO:
         """
         meta = self.policy.meta_parameters() if meta is None else meta
         start = stack_params(meta, num_tasks)
+        stored = self.stored_adaptation(train_batches, num_tasks, meta)
+        if stored is not None:
+            if not torch.is_grad_enabled():
+                return stored
+            return OrderedDict((n, stored[n] + (p - p.detach())) for n, p in start.items())
+        return self.adapt(train_batches, params=start)
+
+    def stored_adaptation(self, train_batches: Sequence[EpisodeBatch], num_tasks: int,
+                          meta: "OrderedDict[str, torch.Tensor]") -> "OrderedDict[str, torch.Tensor] | None":
+        """First-order MAML: the adapted parameters computed while sampling ``train_batches``
+        if they were adapted from ``meta`` (detached), else None."""
         memo = self._adaptation
         if (self.first_order and memo is not None and num_tasks == memo.params["log_std"].shape[0]
                 and memo.matches(train_batches, parameters_to_vector(meta.values()).detach())):
-            if not torch.is_grad_enabled():
-                return memo.params
-            return OrderedDict((n, memo.params[n] + (p - p.detach())) for n, p in start.items())
-        return self.adapt(train_batches, params=start)
+            return memo.params
+        return None
 
     def surrogate(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch,
                   old: OldPolicy | None = None, meta: "OrderedDict[str, torch.Tensor] | None" = None) -> "Surrogate":
@@ -343,13 +352,54 @@ class MAMLTRPO:
                                                    steps.task_mean_weights() / steps.num_tasks)
         return lambda vector: fisher(vector) + self.cg_damping * vector
 
+    def current_point(self, train_batches: Sequence[EpisodeBatch],
+                      valid: EpisodeBatch) -> tuple[Surrogate, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """Surrogate, its gradient (flattened like the parameters) and ``kl_hessian_product`` at
+        the current meta-parameters.
+
+        First-order MAML with the adaptation stored while sampling: one value-only forward pass
+        over the validation steps serves the values, the gradient and the Fisher product. The
+        gradient is autograd's backward of ``surrogate(...).loss`` written out, operation by
+        operation (loss -> per-task means -> ratio -> log-likelihood, then
+        ``stacked_log_prob_vjp``, the block gather's adjoint and the sum over tasks of
+        theta_i' = stored_i + (theta - theta)), so every value equals that of the autograd path
+        bit for bit (tested); that path, which builds the graph and runs two more forward
+        passes, serves every other case.
+        """
+        params = list(self.policy.parameters())
+        adapted = self.stored_adaptation(train_batches, valid.num_tasks, self.policy.meta_parameters())
+        if adapted is None:
+            current = self.surrogate(train_batches, valid)
+            grad = flat(torch.autograd.grad(current.loss, params, retain_graph=not self.first_order))
+            return current, grad, self.kl_hessian_product(valid, current)
+        steps = self.steps(valid)
+        k = steps.num_tasks
+        with torch.no_grad():
+            per_block = steps.gather(adapted)
+            forward = self.policy.stacked_activations(steps.observations, per_block)
+            log_prob = gaussian_log_prob(steps.actions, forward.mean, forward.log_std)
+            old = OldPolicy(forward.mean, forward.log_std, log_prob)
+            ratio = torch.exp(log_prob - old.log_prob)
+            loss = -steps.task_means(ratio * steps.advantages).mean()
+            kl = steps.task_means(gaussian_kl(old.mean, old.log_std, forward.mean, forward.log_std)).mean()
+            # d loss / d log_prob as autograd's backward computes it: (-1 / K) / n_k, gathered
+            # to the blocks, times the mask, the advantages and d exp / dx = ratio.
+            counts = steps.counts.clamp_min(1).to(loss.dtype)
+            per_task = (torch.full((k,), -1.0, dtype=loss.dtype) / k) / counts
+            cotangent = ((per_task.index_select(0, steps.task).unsqueeze(1) * steps.mask) * steps.advantages) * ratio
+            blocks = self.policy.stacked_log_prob_vjp(steps.observations, steps.actions, cotangent, per_block,
+                                                      forward)
+            grad = flat(task_grad.sum(0) for task_grad in steps.task_sums(blocks).values())
+        fisher = self.policy.fisher_vector_product(steps.observations, per_block, steps.task_mean_weights() / k,
+                                                   forward)
+        current = Surrogate(loss=loss, kl=kl, old=old, adapted=adapted)
+        return current, grad, lambda vector: fisher(vector) + self.cg_damping * vector
+
     def step(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch) -> dict[str, Any]:
         """One TRPO update of the meta-parameters. Returns the step's diagnostics."""
         params = list(self.policy.parameters())
-        current = self.surrogate(train_batches, valid)
+        current, grad, hvp = self.current_point(train_batches, valid)
         old_loss = current.loss.item()
-        grad = flat(torch.autograd.grad(current.loss, params, retain_graph=not self.first_order))
-        hvp = self.kl_hessian_product(valid, current)
         direction, cg_iterations = conjugate_gradient(hvp, grad, self.cg_iters)
         shs = 0.5 * float(torch.dot(direction, hvp(direction)))
         log: dict[str, Any] = {"loss_before": old_loss, "kl_before": current.kl.item(),

@@ -112,6 +112,16 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @dataclass(frozen=True)
+class Activations:
+    """A value-only forward pass of K stacked policies (``NormalMLPPolicy.stacked_activations``)."""
+
+    obs: torch.Tensor  # (K, N, input) the observations it was evaluated on
+    hidden: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per hidden layer: pre- and post-activation
+    mean: torch.Tensor  # (K, N, act)
+    log_std: torch.Tensor  # (K, 1, act), floored
+
+
+@dataclass(frozen=True)
 class _FisherLayer:
     """One linear layer as ``NormalMLPPolicy.fisher_vector_product`` uses it (all fixed for
     the products of one conjugate gradient)."""
@@ -250,6 +260,20 @@ class NormalMLPPolicy(nn.Module):
         mean = torch.baddbmm(params["mu.bias"].unsqueeze(1), h, params["mu.weight"].transpose(1, 2))
         return mean, self.stacked_log_std(params)
 
+    def stacked_activations(self, obs: torch.Tensor, params: "dict[str, torch.Tensor]") -> "Activations":
+        """The values of ``stacked_mean_log_std`` (no graph), with every hidden layer's pre- and
+        post-activation: the same operations, so the same values, and what a hand-written
+        vector-Jacobian or Fisher-vector product needs from the forward pass."""
+        hidden = []
+        with torch.no_grad():
+            h = obs
+            for name in self.linear_names()[:-1]:
+                pre = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, params[f"{name}.weight"].transpose(1, 2))
+                h = _VALUES[self.nonlinearity](pre)
+                hidden.append((pre, h))
+            mean = torch.baddbmm(params["mu.bias"].unsqueeze(1), h, params["mu.weight"].transpose(1, 2))
+            return Activations(obs=obs, hidden=tuple(hidden), mean=mean, log_std=self.stacked_log_std(params))
+
     def stacked_mean_function(self, params: "dict[str, torch.Tensor]") -> Callable[[torch.Tensor], torch.Tensor]:
         """obs (K, N, input) -> means (K, N, act) of K policies with fixed ``params``, for many small calls.
 
@@ -277,8 +301,8 @@ class NormalMLPPolicy(nn.Module):
 
         return mean
 
-    def fisher_vector_product(self, obs: torch.Tensor, params: "dict[str, torch.Tensor]",
-                              weights: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    def fisher_vector_product(self, obs: torch.Tensor, params: "dict[str, torch.Tensor]", weights: torch.Tensor,
+                              forward: "Activations | None" = None) -> Callable[[torch.Tensor], torch.Tensor]:
         """v -> F v for the weighted Fisher information of K policies with shared direction v.
 
         F = sum_k sum_n w_kn [J_kn^T diag(1/sigma_k^2) J_kn + 2 S_k], with J_kn = d mu_k(s_n) / d p
@@ -299,6 +323,8 @@ class NormalMLPPolicy(nn.Module):
             Task-stacked parameters at which F is evaluated.
         weights
             (K, N) weights w_kn (0 on padding).
+        forward
+            ``stacked_activations(obs, params)`` if already computed (else computed here).
 
         Returns
         -------
@@ -319,14 +345,14 @@ class NormalMLPPolicy(nn.Module):
         result = torch.empty(sum(sizes), dtype=obs.dtype)
         grads = {name: g.view(shape) for name, g, shape in zip(order, result.split(sizes), shapes)}
         layers: list[_FisherLayer] = []
+        forward = self.stacked_activations(obs, params) if forward is None else forward
         with torch.no_grad():
             h = obs
-            for name in self.linear_names():
+            for index, name in enumerate(self.linear_names()):
                 weight = params[f"{name}.weight"]
                 derivative = None
                 if name != "mu":
-                    pre = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, weight.transpose(1, 2))
-                    out = NONLINEARITIES[self.nonlinearity]()(pre)
+                    pre, out = forward.hidden[index]
                     derivative = _DERIVATIVES[self.nonlinearity](pre, out)
                 rows = h.reshape(k * n, -1)
                 tangent = torch.empty(k * n, weight.shape[1], dtype=obs.dtype)
@@ -385,7 +411,8 @@ class NormalMLPPolicy(nn.Module):
         return product
 
     def stacked_log_prob_vjp(self, obs: torch.Tensor, actions: torch.Tensor, cotangent: torch.Tensor,
-                             params: "dict[str, torch.Tensor]") -> "OrderedDict[str, torch.Tensor]":
+                             params: "dict[str, torch.Tensor]",
+                             forward: "Activations | None" = None) -> "OrderedDict[str, torch.Tensor]":
         """Gradients of sum_kn c_kn log pi_k(a_kn | s_kn) with respect to K policies' parameters.
 
         The vector-Jacobian product of ``gaussian_log_prob(actions, *stacked_mean_log_std(obs,
@@ -407,6 +434,8 @@ class NormalMLPPolicy(nn.Module):
             (K, N) coefficients c_kn (0 on padding).
         params
             Task-stacked parameters (K, *shape).
+        forward
+            ``stacked_activations(obs, params)`` if already computed (else computed here).
 
         Returns
         -------
@@ -415,17 +444,10 @@ class NormalMLPPolicy(nn.Module):
         """
         names = self.linear_names()
         floor = math.log(self.min_std)
+        forward = self.stacked_activations(obs, params) if forward is None else forward
+        outputs, mean = forward.hidden, forward.mean  # each hidden layer's (pre, post) activation
+        inputs = [obs] + [post for _, post in outputs]  # each linear layer's input
         with torch.no_grad():
-            inputs, outputs = [], []  # each linear layer's input; each hidden layer's (pre, post) activation
-            h = obs
-            for name in names:
-                inputs.append(h)
-                pre = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, params[f"{name}.weight"].transpose(1, 2))
-                if name == "mu":
-                    mean = pre
-                    break
-                h = _VALUES[self.nonlinearity](pre)
-                outputs.append((pre, h))
             raw_log_std = params["log_std"]
             log_std = torch.clamp(raw_log_std, min=floor).unsqueeze(1)
             diff = actions - mean
