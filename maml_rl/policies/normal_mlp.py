@@ -64,6 +64,11 @@ def _fast_tanh_(x: torch.Tensor) -> torch.Tensor:
     """In-place ``fast_tanh`` of a contiguous CPU tensor outside autograd (sampling)."""
     if not (_numpy_serves(x) and x.is_contiguous()):
         return x.tanh_()
+    return _numpy_tanh_(x)
+
+
+def _numpy_tanh_(x: torch.Tensor) -> torch.Tensor:
+    """NumPy's tanh in place on a contiguous CPU float tensor (the caller has checked)."""
     array = x.numpy()
     np.tanh(array, out=array)
     return x
@@ -291,6 +296,10 @@ class NormalMLPPolicy(nn.Module):
         layers = [(params[f"{name}.bias"].unsqueeze(1), params[f"{name}.weight"].transpose(1, 2)) for name in names]
         hidden, (out_bias, out_weight) = layers[:-1], layers[-1]
         activation = _IN_PLACE[self.nonlinearity]
+        if self.nonlinearity == "tanh" and _numpy_serves(out_bias):
+            # ``_fast_tanh_``'s checks hold for every call (fresh contiguous products of these
+            # CPU parameters): decided once here, a few microseconds less per sampled step.
+            activation = _numpy_tanh_
 
         def mean(obs: torch.Tensor) -> torch.Tensor:
             h = obs.expand(2, *obs.shape[1:]).contiguous() if single else obs
