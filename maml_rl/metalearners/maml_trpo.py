@@ -315,10 +315,8 @@ class MAMLTRPO:
         log_prob = gaussian_log_prob(steps.actions, mean, log_std)
         if old is None:
             old = OldPolicy(mean.detach(), log_std.detach(), log_prob.detach())
-        ratio = torch.exp(log_prob - old.log_prob)
-        loss = -steps.task_means(ratio * steps.advantages).mean()
-        kl = steps.task_means(gaussian_kl(old.mean, old.log_std, mean, log_std)).mean()
-        return Surrogate(loss=loss, kl=kl, old=old, adapted=params)
+        _, gains, kls = surrogate_terms(steps, mean, log_std, log_prob, old)
+        return Surrogate(loss=-gains.mean(), kl=kls.mean(), old=old, adapted=params)
 
     def kl_weights(self, valid: EpisodeBatch) -> torch.Tensor:
         """w_kn with KL = sum_kn w_kn KL_kn (mean over each task's valid steps, then over tasks)."""
@@ -379,9 +377,8 @@ class MAMLTRPO:
             forward = self.policy.stacked_activations(steps.observations, per_block)
             log_prob = gaussian_log_prob(steps.actions, forward.mean, forward.log_std)
             old = OldPolicy(forward.mean, forward.log_std, log_prob)
-            ratio = torch.exp(log_prob - old.log_prob)
-            loss = -steps.task_means(ratio * steps.advantages).mean()
-            kl = steps.task_means(gaussian_kl(old.mean, old.log_std, forward.mean, forward.log_std)).mean()
+            ratio, gains, kls = surrogate_terms(steps, forward.mean, forward.log_std, log_prob, old)
+            loss, kl = -gains.mean(), kls.mean()
             # d loss / d log_prob as autograd's backward computes it: (-1 / K) / n_k, gathered
             # to the blocks, times the mask, the advantages and d exp / dx = ratio.
             counts = steps.counts.clamp_min(1).to(loss.dtype)
@@ -481,11 +478,20 @@ class MAMLTRPO:
                 params = OrderedDict((name, p - self.fast_lr * grads[name]) for name, p in params.items())
             steps = self.steps(valid).repeat(n)
             mean, log_std = self.policy.stacked_mean_log_std(steps.observations, steps.gather(params))
+            repeated = OldPolicy(old.mean.repeat(n, 1, 1), old.log_std.repeat(n, 1, 1), old.log_prob.repeat(n, 1))
             log_prob = gaussian_log_prob(steps.actions, mean, log_std)
-            ratio = torch.exp(log_prob - old.log_prob.repeat(n, 1))
-            losses = steps.task_means(ratio * steps.advantages)
-            kls = steps.task_means(gaussian_kl(old.mean.repeat(n, 1, 1), old.log_std.repeat(n, 1, 1), mean, log_std))
-        return [((-losses[c * k:(c + 1) * k].mean()).item(), kls[c * k:(c + 1) * k].mean().item()) for c in range(n)]
+            _, gains, kls = surrogate_terms(steps, mean, log_std, log_prob, repeated)
+        return [((-gains[c * k:(c + 1) * k].mean()).item(), kls[c * k:(c + 1) * k].mean().item()) for c in range(n)]
+
+
+def surrogate_terms(steps: StepBlocks, mean: torch.Tensor, log_std: torch.Tensor, log_prob: torch.Tensor,
+                    old: OldPolicy) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ratios pi / pi_old (G, M), and per task (K,) the mean of ratio_t A_t and the mean
+    KL(pi_old || pi) over its valid steps, for the policies (``mean``, ``log_std``) whose
+    log-likelihoods of the taken actions are ``log_prob``."""
+    ratio = torch.exp(log_prob - old.log_prob)
+    gains = steps.task_means(ratio * steps.advantages)
+    return ratio, gains, steps.task_means(gaussian_kl(old.mean, old.log_std, mean, log_std))
 
 
 def episode_statistics(batch: EpisodeBatch, prefix: str) -> dict[str, Any]:
