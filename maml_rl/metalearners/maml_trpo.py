@@ -46,7 +46,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from maml_rl.baseline import LinearFeatureBaseline
 from maml_rl.episode import EpisodeBatch
-from maml_rl.policies.normal_mlp import NormalMLPPolicy, gaussian_kl, gaussian_log_prob
+from maml_rl.policies.normal_mlp import Activations, NormalMLPPolicy, gaussian_kl, gaussian_log_prob
 from maml_rl.samplers.base import Sampler
 from maml_rl.utils.blocks import DEFAULT_BLOCK_SIZE, StepBlocks, adaptive_block_size, step_blocks
 from maml_rl.utils.optimization import conjugate_gradient
@@ -345,9 +345,15 @@ class MAMLTRPO:
         if not self.first_order:
             return self.hessian_vector_product(current.kl, self.cg_damping)
         steps = self.steps(valid)
-        adapted = steps.gather(OrderedDict((n, p.detach()) for n, p in current.adapted.items()))
-        fisher = self.policy.fisher_vector_product(steps.observations, adapted,
-                                                   steps.task_mean_weights() / steps.num_tasks)
+        return self.damped_fisher(steps, steps.gather(OrderedDict((n, p.detach()) for n, p in current.adapted.items())))
+
+    def damped_fisher(self, steps: StepBlocks, per_block: "OrderedDict[str, torch.Tensor]",
+                      forward: Activations | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """v -> F v + damping v, F the task-averaged Fisher of the policies ``per_block`` (the
+        block-gathered adapted parameters) on the valid ``steps``; ``forward`` is their
+        ``stacked_activations`` if already computed."""
+        fisher = self.policy.fisher_vector_product(steps.observations, per_block,
+                                                   steps.task_mean_weights() / steps.num_tasks, forward)
         return lambda vector: fisher(vector) + self.cg_damping * vector
 
     def current_point(self, train_batches: Sequence[EpisodeBatch],
@@ -382,15 +388,12 @@ class MAMLTRPO:
             # d loss / d log_prob as autograd's backward computes it: (-1 / K) / n_k, gathered
             # to the blocks, times the mask, the advantages and d exp / dx = ratio.
             counts = steps.counts.clamp_min(1).to(loss.dtype)
-            per_task = (torch.full((k,), -1.0, dtype=loss.dtype) / k) / counts
-            cotangent = ((per_task.index_select(0, steps.task).unsqueeze(1) * steps.mask) * steps.advantages) * ratio
+            cotangent = steps.advantage_cotangent((torch.full((k,), -1.0, dtype=loss.dtype) / k) / counts) * ratio
             blocks = self.policy.stacked_log_prob_vjp(steps.observations, steps.actions, cotangent, per_block,
                                                       forward)
             grad = flat(task_grad.sum(0) for task_grad in steps.task_sums(blocks).values())
-        fisher = self.policy.fisher_vector_product(steps.observations, per_block, steps.task_mean_weights() / k,
-                                                   forward)
         current = Surrogate(loss=loss, kl=kl, old=old, adapted=adapted)
-        return current, grad, lambda vector: fisher(vector) + self.cg_damping * vector
+        return current, grad, self.damped_fisher(steps, per_block, forward)
 
     def step(self, train_batches: Sequence[EpisodeBatch], valid: EpisodeBatch) -> dict[str, Any]:
         """One TRPO update of the meta-parameters. Returns the step's diagnostics."""

@@ -120,7 +120,6 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 class Activations:
     """A value-only forward pass of K stacked policies (``NormalMLPPolicy.stacked_activations``)."""
 
-    obs: torch.Tensor  # (K, N, input) the observations it was evaluated on
     hidden: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per hidden layer: pre- and post-activation
     mean: torch.Tensor  # (K, N, act)
     log_std: torch.Tensor  # (K, 1, act), floored
@@ -277,7 +276,7 @@ class NormalMLPPolicy(nn.Module):
                 h = _VALUES[self.nonlinearity](pre)
                 hidden.append((pre, h))
             mean = torch.baddbmm(params["mu.bias"].unsqueeze(1), h, params["mu.weight"].transpose(1, 2))
-            return Activations(obs=obs, hidden=tuple(hidden), mean=mean, log_std=self.stacked_log_std(params))
+            return Activations(hidden=tuple(hidden), mean=mean, log_std=self.stacked_log_std(params))
 
     def stacked_mean_function(self, params: "dict[str, torch.Tensor]") -> Callable[[torch.Tensor], torch.Tensor]:
         """obs (K, N, input) -> means (K, N, act) of K policies with fixed ``params``, for many small calls.
@@ -355,15 +354,14 @@ class NormalMLPPolicy(nn.Module):
         grads = {name: g.view(shape) for name, g, shape in zip(order, result.split(sizes), shapes)}
         layers: list[_FisherLayer] = []
         forward = self.stacked_activations(obs, params) if forward is None else forward
+        inputs = [obs] + [post for _, post in forward.hidden]  # each linear layer's input
         with torch.no_grad():
-            h = obs
             for index, name in enumerate(self.linear_names()):
                 weight = params[f"{name}.weight"]
                 derivative = None
                 if name != "mu":
-                    pre, out = forward.hidden[index]
-                    derivative = _DERIVATIVES[self.nonlinearity](pre, out)
-                rows = h.reshape(k * n, -1)
+                    derivative = _DERIVATIVES[self.nonlinearity](*forward.hidden[index])
+                rows = inputs[index].reshape(k * n, -1)
                 tangent = torch.empty(k * n, weight.shape[1], dtype=obs.dtype)
                 # fan-out > fan-in (the first layer): the (in, out) product with few rows is
                 # several times faster in MKL than the (out, in) one with few columns.
@@ -374,8 +372,6 @@ class NormalMLPPolicy(nn.Module):
                     derivative=derivative, tangent=tangent, stacked=tangent.view(k, n, -1), tangent_t=tangent.T,
                     grad_weight=grads[f"{name}.weight"], grad_bias=grads[f"{name}.bias"],
                     grad_weight_t=weight_t_buffer))
-                if name != "mu":
-                    h = out
             log_std = params["log_std"]
             scale = weights.unsqueeze(-1) / torch.exp(2 * torch.clamp(log_std, min=math.log(self.min_std))).unsqueeze(1)
             std_active = (log_std > math.log(self.min_std)).to(obs.dtype)  # clamp derivative

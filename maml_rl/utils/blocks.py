@@ -85,7 +85,12 @@ class StepBlocks:
         """(G, M) c = d L / d x for L = -sum_k mean_{t in task k} A_t x_t: -A_gm / n_k on valid
         rows, 0 on padding (the REINFORCE loss's cotangent of the log-likelihoods)."""
         dtype = self.advantages.dtype
-        per_task = torch.full((self.num_tasks,), -1.0, dtype=dtype) / self.counts.clamp_min(1).to(dtype)
+        return self.advantage_cotangent(torch.full((self.num_tasks,), -1.0, dtype=dtype)
+                                        / self.counts.clamp_min(1).to(dtype))
+
+    def advantage_cotangent(self, per_task: torch.Tensor) -> torch.Tensor:
+        """(G, M) c_gm = (per_task[task of g] mask_gm) A_gm: the cotangent of x for a loss
+        sum_k per_task_k sum_{t in task k} A_t x_t (0 on padding), in autograd's order."""
         return (per_task.index_select(0, self.task).unsqueeze(1) * self.mask) * self.advantages
 
     def task_mean_weights(self) -> torch.Tensor:
